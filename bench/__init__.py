@@ -1,0 +1,1 @@
+"""The cells: parametrized pytest tests generated from benchmarks.json."""

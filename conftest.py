@@ -1,0 +1,3 @@
+"""Root conftest: the Block-Shock bench plugin (options, fixtures, cells) lives in measure/."""
+
+pytest_plugins = ["measure.plugin"]

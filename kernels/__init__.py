@@ -1,0 +1,1 @@
+"""What is measured: the masks and the linear-layer methods compared by the harness."""

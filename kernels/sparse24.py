@@ -1,0 +1,82 @@
+"""A 2:4 half W_g = W*M_g ready to multiply, on the backend the machine offers.
+
+- "cslt": torch._cslt_compress once, then torch._cslt_sparse_mm with the algorithm id that
+  torch._cslt_sparse_mm_search picked (searched once, outside any timed region): no per-call
+  descriptor or dispatch cost beyond one op.
+- "flinear": torch.sparse.to_sparse_semi_structured and F.linear, the path most users write;
+  kept selectable so its per-call host cost is measured beside "cslt", not asserted.
+- "emulated": masked dense math on the CPU (no semi-structured kernels exist there). Every
+  record of a cell that used it says so.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from measure.errors import CellSpecError
+
+BACKENDS = ("cslt", "flinear", "emulated")
+
+
+def default_backend(device: torch.device) -> str:
+    return "cslt" if device.type == "cuda" else "emulated"
+
+
+def check_shape(n_out: int, n_in: int, batch: int, dtype: torch.dtype, backend: str, where: str):
+    """Raise CellSpecError before anything runs if the semi-structured kernel cannot take it."""
+    if backend == "emulated":
+        return
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise CellSpecError(f"{where}: 2:4 kernels ({backend}) need bf16 or fp16, got {dtype}")
+    if n_out % 64 or n_in % 64:
+        raise CellSpecError(
+            f"{where}: 2:4 kernels ({backend}) need both weight dims multiples of 64, "
+            f"got {n_out} x {n_in}"
+        )
+    if backend == "cslt" and batch % 8:
+        raise CellSpecError(f"{where}: cuSPARSELt needs B a multiple of 8, got {batch}")
+
+
+class SemiStructuredHalf:
+    """One rank's 2:4 half; `mm(x)` returns x @ W_g^T (+ bias) of shape B x N_out."""
+
+    def __init__(
+        self,
+        w_masked: torch.Tensor,
+        bias: torch.Tensor | None,
+        backend: str,
+        x_example: torch.Tensor,
+    ):
+        if backend not in BACKENDS:
+            raise CellSpecError(f"unknown 2:4 backend {backend!r}; backends: {BACKENDS}")
+        self.backend = backend
+        self.bias = bias
+        self.alg_id: int | None = None
+        if backend == "emulated":
+            self.weight = w_masked.contiguous()
+            self.stored_bytes = self.weight.numel() * self.weight.element_size()
+        elif backend == "flinear":
+            from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
+
+            SparseSemiStructuredTensor._FORCE_CUTLASS = False
+            self.weight = to_sparse_semi_structured(w_masked)
+            self.stored_bytes = _tensor_bytes(self.weight.packed)
+        else:
+            self.packed = torch._cslt_compress(w_masked)
+            found = torch._cslt_sparse_mm_search(
+                self.packed, x_example.t(), bias=bias, transpose_result=True
+            )
+            self.alg_id = int(found[0] if isinstance(found, tuple) else found)
+            self.stored_bytes = _tensor_bytes(self.packed)
+
+    def mm(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "cslt":
+            return torch._cslt_sparse_mm(
+                self.packed, x.t(), bias=self.bias, transpose_result=True, alg_id=self.alg_id
+            )
+        return F.linear(x, self.weight, self.bias)
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()

@@ -1,0 +1,177 @@
+"""Energy windows in Zeus's shape: begin_window/end_window around a region, per-device joules.
+
+Sources, best first:
+- NVML's cumulative energy counter (mJ, Volta and newer), with a background thread sampling
+  instantaneous power, clocks, temperature and throttle reasons every `period_s`; the integral
+  of those samples is recorded beside the counter as a cross-check;
+- NVML power samples integrated (trapezoid) where the counter is missing;
+- RAPL package energy (powercap sysfs) on a CPU-only machine, where readable;
+- otherwise MeterUnavailable with the reason: the record says `unavailable`, never a number.
+The counter moves about every 100 ms, so windows are a second or more by default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from measure import nvml
+from measure.errors import MeterUnavailable
+
+RAPL = Path("/sys/class/powercap/intel-rapl:0")
+
+
+@dataclass
+class Window:
+    """One window's result on one device."""
+
+    name: str
+    method: str
+    seconds: float
+    joules: float
+    joules_integral: float | None = None
+    samples: list = field(default_factory=list)  # (t, power_w, sm_mhz, temp_c, reasons)
+
+    @property
+    def watts(self) -> float:
+        return self.joules / self.seconds if self.seconds else float("nan")
+
+
+class PowerSampler(threading.Thread):
+    """Samples NVML power/clock/temperature/throttle in the background while a window is open."""
+
+    def __init__(self, h, period_s: float):
+        super().__init__(daemon=True)
+        self.h, self.period_s = h, period_s
+        self.samples: list[tuple] = []
+        self._stop = threading.Event()
+
+    def run(self):
+        p = nvml.pynvml
+        while not self._stop.is_set():
+            self.samples.append(
+                (
+                    time.perf_counter(),
+                    nvml.power_w(self.h),
+                    p.nvmlDeviceGetClockInfo(self.h, p.NVML_CLOCK_SM),
+                    p.nvmlDeviceGetTemperature(self.h, p.NVML_TEMPERATURE_GPU),
+                    p.nvmlDeviceGetCurrentClocksEventReasons(self.h),
+                )
+            )
+            self._stop.wait(self.period_s)
+
+    def stop(self) -> list[tuple]:
+        self._stop.set()
+        self.join()
+        return self.samples
+
+
+def integrate(samples: list[tuple], t0: float, t1: float) -> float | None:
+    """Trapezoid integral of power over [t0, t1] from (t, watts, ...) samples."""
+    pts = [(t, w) for t, w, *_ in samples if t0 <= t <= t1]
+    if len(pts) < 2:
+        return None
+    return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:], strict=False))
+
+
+class NvmlMeter:
+    def __init__(self, device: torch.device, period_s: float = 0.02):
+        self.device = device
+        self.h = nvml.handle(device)
+        self.period_s = period_s
+        try:
+            nvml.energy_mj(self.h)
+            self.method = "nvml_energy_counter"
+        except nvml.pynvml.NVMLError:
+            self.method = "nvml_power_integral"
+
+    def begin_window(self, name: str):
+        torch.cuda.synchronize(self.device)
+        self._sampler = PowerSampler(self.h, self.period_s)
+        self._sampler.start()
+        self._name, self._t0 = name, time.perf_counter()
+        self._e0 = nvml.energy_mj(self.h) if self.method == "nvml_energy_counter" else None
+
+    def end_window(self, name: str) -> Window:
+        assert name == self._name, f"window {name!r} ended but {self._name!r} is open"
+        torch.cuda.synchronize(self.device)
+        e1 = nvml.energy_mj(self.h) if self._e0 is not None else None
+        t1 = time.perf_counter()
+        samples = self._sampler.stop()
+        integral = integrate(samples, self._t0, t1)
+        joules = (e1 - self._e0) / 1e3 if e1 is not None else integral
+        if joules is None:
+            raise MeterUnavailable(f"window {name!r}: too short for two power samples")
+        return Window(name, self.method, t1 - self._t0, joules, integral, samples)
+
+
+class RaplMeter:
+    """CPU package energy from powercap; counts for the whole package, not one process."""
+
+    method = "rapl_package"
+
+    def __init__(self, root: Path = RAPL):
+        self.energy = root / "energy_uj"
+        try:
+            self.wrap = int((root / "max_energy_range_uj").read_text())
+            int(self.energy.read_text())
+        except (OSError, ValueError) as e:
+            raise MeterUnavailable(f"RAPL not readable at {root}: {e}") from None
+
+    def begin_window(self, name: str):
+        self._name, self._t0, self._e0 = name, time.perf_counter(), int(self.energy.read_text())
+
+    def end_window(self, name: str) -> Window:
+        e1, t1 = int(self.energy.read_text()), time.perf_counter()
+        delta = (e1 - self._e0) % self.wrap
+        return Window(name, self.method, t1 - self._t0, delta / 1e6)
+
+
+def make_meter(device: torch.device):
+    """The best meter for a device; MeterUnavailable carries why none can be made."""
+    if device.type == "cuda":
+        return NvmlMeter(device)
+    return RaplMeter()
+
+
+def idle_power(meter, seconds: float) -> Window:
+    """Power with nothing submitted: the baseline subtracted from every window."""
+    meter.begin_window("idle")
+    time.sleep(seconds)
+    return meter.end_window("idle")
+
+
+def energy_figures(active: Window, idle: Window, forwards: int, tokens_per_forward: int) -> dict:
+    """J per forward and per token, idle subtracted; the cross-check where both sources exist."""
+    net = active.joules - idle.watts * active.seconds
+    per_fwd = net / forwards
+    fig = {
+        "energy_method": active.method,
+        "window_s": active.seconds,
+        "forwards": forwards,
+        "joules_total": active.joules,
+        "idle_w": idle.watts,
+        "avg_w": active.watts,
+        "net_joules": net,
+        "j_per_forward": per_fwd,
+        "j_per_token": per_fwd / tokens_per_forward,
+        "edp_j_s": per_fwd * active.seconds / forwards,
+    }
+    if active.samples:
+        fig["peak_w"] = max(s[1] for s in active.samples)
+        fig["throttle_reasons_seen"] = hex(_or(s[4] for s in active.samples) & nvml.THROTTLE_MASK)
+    if active.joules_integral is not None and active.method == "nvml_energy_counter":
+        fig["joules_integral"] = active.joules_integral
+        fig["counter_vs_integral"] = active.joules / active.joules_integral - 1
+    return fig
+
+
+def _or(values):
+    acc = 0
+    for v in values:
+        acc |= v
+    return acc

@@ -1,0 +1,96 @@
+"""Thin access to NVML (nvidia-ml-py) for one CUDA device, matched by PCI bus id.
+
+CUDA_VISIBLE_DEVICES renumbers CUDA devices but not NVML's, so the NVML handle is looked up by
+the PCI bus id torch reports for the CUDA device, never by index.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from measure.errors import MeterUnavailable
+
+try:
+    import pynvml
+except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not crash a run
+    pynvml = None
+
+_started = False
+
+
+def handle(device: torch.device):
+    """The NVML handle of a CUDA device; MeterUnavailable with the reason otherwise."""
+    global _started
+    if device.type != "cuda":
+        raise MeterUnavailable(f"{device} is not an NVIDIA GPU")
+    if pynvml is None:
+        raise MeterUnavailable("nvidia-ml-py is not installed")
+    try:
+        if not _started:
+            pynvml.nvmlInit()
+            _started = True
+        bus = _pci_bus_id(device)
+        return pynvml.nvmlDeviceGetHandleByPciBusId(bus)
+    except pynvml.NVMLError as e:
+        raise MeterUnavailable(f"NVML: {e}") from None
+
+
+def _pci_bus_id(device: torch.device) -> str:
+    props = torch.cuda.get_device_properties(device)
+    domain = getattr(props, "pci_domain_id", 0)
+    return f"{domain:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+
+
+def static_info(device: torch.device) -> dict:
+    try:
+        h = handle(device)
+        return {
+            "driver": _str(pynvml.nvmlSystemGetDriverVersion()),
+            "nvml_name": _str(pynvml.nvmlDeviceGetName(h)),
+            "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3,
+            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM),
+        }
+    except Exception as e:  # noqa: BLE001 - MeterUnavailable and every NVMLError subclass
+        return {"nvml": f"unavailable: {e}"}
+
+
+def state(device: torch.device) -> dict:
+    """Clocks, temperature, power and throttle reasons now (the record's start/end snapshot)."""
+    try:
+        h = handle(device)
+        return {
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
+            "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+            "power_w": power_w(h),
+            "throttle_reasons": hex(pynvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+        }
+    except MeterUnavailable as e:
+        return {"unavailable": str(e)}
+    except pynvml.NVMLError as e:
+        return {"unavailable": f"NVML: {e}"}
+
+
+def power_w(h) -> float:
+    """Instantaneous power where NVML offers it (the plain reading is a 1 s average on Hopper)."""
+    fid = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", None)
+    if fid is not None:
+        try:
+            v = pynvml.nvmlDeviceGetFieldValues(h, [fid])[0]
+            if v.nvmlReturn == pynvml.NVML_SUCCESS:
+                return v.value.uiVal / 1e3
+        except pynvml.NVMLError:
+            pass
+    return pynvml.nvmlDeviceGetPowerUsage(h) / 1e3
+
+
+def energy_mj(h) -> int:
+    return pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+
+
+# Bits of nvmlClocksEventReasons that mean the clock was pulled down (not idle, not app clocks).
+THROTTLE_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80  # sw power cap, hw slowdown, sw/hw thermal, brake
+
+
+def _str(v):
+    return v.decode() if isinstance(v, bytes) else v

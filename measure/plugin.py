@@ -1,0 +1,240 @@
+"""The pytest plugin: options, session objects, fixtures and the cell parametrization.
+
+conftest.py loads it. One `block-shock` option group holds every option with its default in the
+help text; benchmarks.json's suite supplies the timing policy and options override it.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from measure import records as rec
+from measure.errors import BenchError
+from measure.matrix import DEFAULT_PATH, TIMING_KEYS, CellSpec, load_matrix
+from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
+from measure.runner import preflight
+from measure.session import BenchSession
+
+TIMING_DEFAULTS = {
+    "min_samples": 10,
+    "min_time_s": 0.5,
+    "max_time_s": 15.0,
+    "max_noise": 0.005,
+    "energy_window_s": 1.0,
+    "idle_s": 0.5,
+}
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("block-shock", "Block-Shock bench")
+    g.addoption(
+        "--suite",
+        default="smoke",
+        help="named suite of benchmarks.json whose cells to run (default: smoke)",
+    )
+    g.addoption(
+        "--bs-matrix",
+        default=str(DEFAULT_PATH),
+        help="cell matrix file (default: benchmarks.json at the project root)",
+    )
+    g.addoption("--bs-results", default="results", help="folder for run records (default: results)")
+    g.addoption(
+        "--bs-seed",
+        type=int,
+        default=None,
+        help="base seed; each cell derives its own (default: fresh each run, recorded)",
+    )
+    g.addoption(
+        "--bs-device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where ranks run (default: auto = cuda when available)",
+    )
+    g.addoption(
+        "--bs-backend",
+        choices=("auto", "cslt", "flinear"),
+        default="auto",
+        help="2:4 kernel path on CUDA: cslt = torch._cslt_sparse_mm with searched alg id, "
+        "flinear = to_sparse_semi_structured + F.linear (default: auto = cslt)",
+    )
+    g.addoption(
+        "--bs-mode",
+        choices=("graph", "eager"),
+        default="graph",
+        help="primary CUDA timing mode stored in pytest-benchmark; the other is recorded "
+        "too (default: graph; gloo groups cannot be captured and use eager)",
+    )
+    g.addoption(
+        "--bs-rank-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds a rank may take per task (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    g.addoption(
+        "--bs-min-samples",
+        type=int,
+        default=None,
+        help="stopping rule: at least this many samples (default: the suite's, else 10)",
+    )
+    g.addoption(
+        "--bs-min-time",
+        type=float,
+        default=None,
+        help="stopping rule: at least this much measured time, s (default: suite, else 0.5)",
+    )
+    g.addoption(
+        "--bs-max-time",
+        type=float,
+        default=None,
+        help="stopping rule: wall-time cap per measurement, s (default: suite, else 15)",
+    )
+    g.addoption(
+        "--bs-max-noise",
+        type=float,
+        default=None,
+        help="stopping rule: stop once relative std <= this (default: suite, else 0.005)",
+    )
+    g.addoption(
+        "--bs-energy",
+        choices=("on", "off"),
+        default="on",
+        help="meter energy in phase1 cells (default: on; unavailable meters say why)",
+    )
+    g.addoption(
+        "--energy-window",
+        type=float,
+        default=None,
+        dest="energy_window",
+        help="seconds of back-to-back forwards per energy window (default: suite, else 1)",
+    )
+    g.addoption(
+        "--bs-idle-seconds",
+        type=float,
+        default=None,
+        help="seconds of idle power measured before each window (default: suite, else 0.5)",
+    )
+
+
+def _device_type(config) -> str:
+    want = config.getoption("--bs-device")
+    if want == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--bs-device cuda: no CUDA device is visible to torch")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return want
+
+
+def _timing(config, suite) -> dict:
+    t = {**TIMING_DEFAULTS, **suite.timing}
+    overrides = {
+        "min_samples": "--bs-min-samples",
+        "min_time_s": "--bs-min-time",
+        "max_time_s": "--bs-max-time",
+        "max_noise": "--bs-max-noise",
+        "energy_window_s": "--energy-window",
+        "idle_s": "--bs-idle-seconds",
+    }
+    for key, opt in overrides.items():
+        v = config.getoption(opt)
+        if v is not None:
+            if v <= 0:
+                raise pytest.UsageError(f"{opt} must be positive, got {v}")
+            t[key] = TIMING_KEYS[key](v)
+    return t
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cell: an experiment cell generated from benchmarks.json")
+    try:
+        matrix = load_matrix(config.getoption("--bs-matrix"))
+        suite = matrix.suite(config.getoption("--suite"))
+    except BenchError as e:
+        raise pytest.UsageError(str(e)) from None
+    seed = config.getoption("--bs-seed")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    device_type = _device_type(config)
+    reporting = int(os.environ.get("RANK", "0")) == 0
+    if not reporting:  # under torchrun only rank 0 writes records and benchmark files
+        for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):
+            if hasattr(config.option, opt):
+                setattr(config.option, opt, None if opt == "benchmark_json" else False)
+    config.bs = BenchSession(
+        matrix=matrix,
+        suite=suite,
+        seed=seed,
+        device_type=device_type,
+        timing=_timing(config, suite),
+        options={
+            "backend": config.getoption("--bs-backend"),
+            "mode": config.getoption("--bs-mode"),
+            "energy": config.getoption("--bs-energy") == "on",
+        },
+        records=rec.RunRecords(Path(config.getoption("--bs-results"))) if reporting else None,
+        registry_factory=lambda: PoolRegistry(device_type, config.getoption("--bs-rank-timeout")),
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "cell" not in metafunc.fixturenames:
+        return
+    bs: BenchSession = metafunc.config.bs
+    phase = metafunc.function.__name__
+    cells = [c for c in bs.suite.cells if c.phase == phase]
+    metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Machine-dependent rules for every selected cell, before anything runs."""
+    bs: BenchSession = config.bs
+    problems = []
+    for item in items:
+        cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
+        if not isinstance(cell, CellSpec):
+            continue
+        item.add_marker(pytest.mark.cell)
+        try:
+            preflight(cell, bs.device_type, bs.options["backend"])
+        except BenchError as e:
+            problems.append(str(e))
+    if problems:
+        raise pytest.UsageError("cells that cannot run here:\n  " + "\n  ".join(problems))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    bs: BenchSession | None = getattr(config, "bs", None)
+    if bs is not None:
+        bs.summary.print(terminalreporter)
+
+
+def pytest_unconfigure(config):
+    bs = getattr(config, "bs", None)
+    if bs is not None:
+        bs.close()
+
+
+@pytest.fixture(scope="session")
+def bench(request) -> BenchSession:
+    """The run: matrix, suite, seed, timing policy, records, and the rank pools."""
+    return request.config.bs
+
+
+@pytest.fixture
+def ranks(bench, cell):
+    """The process group for this cell's world size (started once per run, then reused)."""
+    if bench.torchrun_size not in (None, cell.world_size):
+        pytest.skip(
+            f"torchrun started {bench.torchrun_size} ranks; this cell needs {cell.world_size}"
+        )
+    return bench.pool(cell.world_size)
+
+
+@pytest.fixture
+def cell_seed(bench, cell) -> int:
+    """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
+    return zlib.crc32(f"{bench.seed}:{cell.id}".encode()) & 0x7FFFFFFF

@@ -1,0 +1,134 @@
+"""The run's state: pools per world size, ceilings per pool, records, and the summary rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from measure import floors
+from measure.checks import assert_correct
+from measure.errors import CorrectnessError
+from measure.figures import marks
+from measure.matrix import Matrix, Suite
+from measure.records import RunRecords
+from measure.runner import DTYPES, ceilings_task, environment_task
+from measure.summary import Summary
+
+
+@dataclass
+class BenchSession:
+    matrix: Matrix
+    suite: Suite
+    seed: int
+    device_type: str
+    timing: dict
+    options: dict
+    records: RunRecords | None
+    registry_factory: object
+    summary: Summary = field(default_factory=Summary)
+    _registry: object = None
+    _ceilings: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.records is not None:
+            self.records.update_run(
+                suite=self.suite.name,
+                seed=self.seed,
+                device_type=self.device_type,
+                timing=self.timing,
+                options=self.options,
+            )
+
+    @property
+    def torchrun_size(self) -> int | None:
+        return int(os.environ["WORLD_SIZE"]) if self.registry.torchrun else None
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            self._registry = self.registry_factory()
+        return self._registry
+
+    @property
+    def reporting(self) -> bool:
+        return self.records is not None
+
+    def pool(self, world_size: int):
+        pool = self.registry.get(world_size)
+        key = f"ws{world_size}"
+        if self.records is not None and key not in self.records.run_doc["environment"]:
+            env = pool.run(environment_task)
+            self.records.update_run(environment={key: env})
+        return pool
+
+    def ceilings(self, pool) -> dict:
+        """Measured once per pool (per world size and start), shared by every cell's floor."""
+        key = (pool.world_size, pool.generation)
+        if key not in self._ceilings:
+            per_rank = pool.run(ceilings_task)
+            merged = {
+                k: min(r[k] for r in per_rank)
+                if isinstance(per_rank[0][k], float)
+                else per_rank[0][k]
+                for k in per_rank[0]
+            }
+            self._ceilings[key] = merged
+            if self.records is not None:
+                self.records.update_run(
+                    ceilings={
+                        f"ws{pool.world_size}": {"min_over_ranks": merged, "per_rank": per_rank}
+                    }
+                )
+        return self._ceilings[key]
+
+    def task_options(self) -> dict:
+        t = self.timing
+        return {
+            **self.options,
+            "energy_window_s": t["energy_window_s"],
+            "idle_s": t["idle_s"],
+            "rule": {k: t[k] for k in ("min_samples", "min_time_s", "max_time_s", "max_noise")},
+        }
+
+    def floor(self, cell, ceilings) -> dict:
+        elem = DTYPES[cell.dtype].itemsize
+        return floors.floor(
+            cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size, ceilings
+        )
+
+    def finish(self, cell, results: list[dict], info: dict | None = None) -> None:
+        """Record the cell (pass or fail), add it to the summary, then assert correctness.
+
+        The record is written before the assertion so a failing cell's figures are kept.
+        """
+        failure = None
+        for r in results:
+            try:
+                assert_correct(r["errors"], cell.name, r["rank"])
+            except CorrectnessError as e:
+                failure = failure or e
+        doc = {
+            "phase": cell.phase,
+            "emulated": results[0]["emulated"],
+            "correct": failure is None,
+            "failure": None if failure is None else str(failure),
+            "ranks": results,
+        }
+        if info is not None:
+            doc["figures"] = info
+            self.summary.add(
+                cell,
+                results[0]["timing"]["forward"]["median"],
+                info["pct_of_floor"],
+                info.get("j_per_token"),
+                marks(info),
+                info["emulated"],
+            )
+        if self.records is not None:
+            self.records.write_cell(cell, doc)
+        if failure is not None:
+            raise failure
+
+    def close(self):
+        if self._registry is not None:
+            self._registry.close()
