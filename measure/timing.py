@@ -3,8 +3,8 @@
 On CUDA each sample is bracketed by CUDA events (device time), optionally over a CUDA-graph
 replay so host launch cost drops out; on CPU the same loop reads the host clock and the record
 says `emulated`. Before each sample the ranks are aligned (barrier + synchronize), outside the
-events; each sample's slowest-rank value is all-reduced (MAX) so every rank applies the
-stopping rule to the same series and stops on the same sample.
+events; each sample's slowest-rank value and the slowest wall clock are all-reduced (MAX), so
+every rank applies the stopping rule to the same numbers and stops on the same sample.
 """
 
 from __future__ import annotations
@@ -116,14 +116,15 @@ class Sampler:
         self.rule = rule
         self.cuda = ctx.device.type == "cuda"
         self.flush = Flusher(ctx.device)
-        self._max = torch.zeros(1, dtype=torch.float64, device=ctx.device)
+        self._max = torch.zeros(2, dtype=torch.float64, device=ctx.device)
 
-    def _slowest(self, t: float) -> float:
+    def _agree(self, *values: float) -> list[float]:
+        """Each value's maximum over ranks, so every rank takes the same decisions."""
         if self.ctx.world_size == 1:
-            return t
-        self._max.fill_(t)
+            return list(values)
+        self._max[: len(values)] = torch.tensor(values, dtype=torch.float64)
         dist.all_reduce(self._max, op=dist.ReduceOp.MAX, group=self.ctx.group)
-        return float(self._max.item())
+        return self._max[: len(values)].tolist()
 
     def _align(self):
         self.ctx.barrier()
@@ -148,9 +149,8 @@ class Sampler:
 
     def _inner_count(self, run) -> int:
         self._align()
-        est = self._slowest(self._once(run, 1))
-        n = max(1, min(MAX_INNER, int(TARGET_SAMPLE_S / max(est, 1e-9))))
-        return int(self._slowest(float(n)))  # every rank takes the same count
+        (est,) = self._agree(self._once(run, 1))
+        return max(1, min(MAX_INNER, int(TARGET_SAMPLE_S / max(est, 1e-9))))
 
     def measure(self, fn, mode: str, cache: str = "warm", warmup: int = 3) -> Stats:
         """mode: "graph" (replay a captured forward), "eager" (CUDA events) or "host" (CPU)."""
@@ -170,9 +170,10 @@ class Sampler:
             self._align()
             t = self._once(run, inner) / inner
             own.append(t)
-            slowest.append(self._slowest(t))
-            measured += slowest[-1] * inner
-            if self.rule.done(slowest, measured, time.perf_counter() - t_start):
+            t_max, wall = self._agree(t, time.perf_counter() - t_start)
+            slowest.append(t_max)
+            measured += t_max * inner
+            if self.rule.done(slowest, measured, wall):
                 break
         own_median = statistics.median(own)
         if self.ctx.world_size > 1:
