@@ -6,12 +6,14 @@ Per rank, per forward (bf16/fp16 element size s, weight N_out x N_in, batch B, R
 | dense_tp_row/_interl.| s N_out N_in / R        | 2 B N_in N_out / R | all-reduce of Y   |
 | dense_tp_col         | s N_out N_in / R        | 2 B N_in N_out / R | all-gather of Y   |
 | masked_split_dense   | s N_out N_in            | 2 B N_in N_out     | all-reduce of Y   |
-| block_shock          | s N_out N_in * 9/16     | B N_in N_out at 2x | all-reduce of Y   |
+| block_shock          | s N_out N_in * 9/16     | B N_in N_out       | all-reduce of Y   |
 (X and Y traffic is added too.) The 2:4 half keeps half the values plus 2-bit indices: 9/16
-of the dense bytes at 16-bit values, and the sparse tensor cores at best double the rate on
-the half of the work that remains. The floor is max(bytes/bandwidth, FLOPs/rate), plus the
+of the dense bytes at 16-bit values. Its FLOPs are the useful (nonzero) half of the dense
+product, counted at the dense rate: the sparse tensor cores run the dense-shaped product at
+best at twice the dense rate, which is the same time: at large B a tie with TP. At small B
+Block-Shock's floor is 9/8 of TP's. The floor is max(bytes/bandwidth, FLOPs/rate), plus the
 collective's bytes over its measured bus bandwidth (no overlap assumed: the methods run the
-collective after the GEMM). At small B Block-Shock's floor is 9/8 of TP's.
+collective after the GEMM).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 from kernels.methods import METHODS
 
 COMPRESSED_FRACTION = 9 / 16
-SPARSE_SPEEDUP = 2.0
 
 
 def work(method: str, n_in: int, n_out: int, batch: int, elem: int, ws: int) -> dict:
@@ -28,7 +29,6 @@ def work(method: str, n_in: int, n_out: int, batch: int, elem: int, ws: int) -> 
     flops = 2.0 * batch * n_in * n_out
     y_bytes = elem * batch * n_out
     x_bytes = elem * batch * n_in
-    rate_factor = 1.0
     if method in ("dense_single", "masked_split_dense"):
         w, f, x = full_w, flops, x_bytes
     elif method in ("dense_tp_row", "dense_tp_interleaved"):
@@ -38,7 +38,7 @@ def work(method: str, n_in: int, n_out: int, batch: int, elem: int, ws: int) -> 
     elif method == "dense_tp_col":
         w, f, x, y_bytes = full_w / ws, flops / ws, x_bytes, y_bytes / ws
     elif method in ("block_shock", "block_shock_half"):
-        w, f, x, rate_factor = full_w * COMPRESSED_FRACTION, flops / 2, x_bytes, SPARSE_SPEEDUP
+        w, f, x = full_w * COMPRESSED_FRACTION, flops / 2, x_bytes
     else:
         raise KeyError(method)
     coll = METHODS[method].collective if ws > 1 else None
@@ -46,7 +46,6 @@ def work(method: str, n_in: int, n_out: int, batch: int, elem: int, ws: int) -> 
         "weight_bytes": w,
         "bytes": w + x + y_bytes,
         "flops": f,
-        "rate_factor": rate_factor,
         "collective": coll,
         "collective_bytes": elem * batch * n_out if coll else 0,
     }
@@ -56,7 +55,7 @@ def floor(method, n_in, n_out, batch, elem, ws, ceilings: dict) -> dict:
     """Floor seconds per forward and its parts, from this machine's measured ceilings."""
     w = work(method, n_in, n_out, batch, elem, ws)
     t_mem = w["bytes"] / ceilings["copy_bytes_per_s"]
-    t_math = w["flops"] / (ceilings["matmul_flop_per_s"] * w["rate_factor"])
+    t_math = w["flops"] / ceilings["matmul_flop_per_s"]
     t_coll = 0.0
     if w["collective"] == "all_reduce":
         t_coll = w["collective_bytes"] * 2 * (ws - 1) / ws / ceilings["all_reduce_bus_bytes_per_s"]

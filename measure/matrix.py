@@ -172,6 +172,15 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
             for v in vals:
                 if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                     _fail(path, f"{where}.{axis}", f"must be positive integers, got {v!r}")
+    for method in values["method"]:
+        fixed = METHOD_RULES[method]["world_size"]
+        if fixed and fixed not in values["world_size"]:
+            _fail(
+                path,
+                f"{where}.world_size",
+                f"{method} runs with world_size {fixed} only, "
+                f"and this block has {values['world_size']}",
+            )
     cells = []
     masks = values.get("mask", [None])
     for phase, method, n, n_out, b, dt, mask, wl, ws, bias in itertools.product(
