@@ -162,7 +162,8 @@ def pytest_configure(config):
     if device_type != "cuda" and config.getoption("--bs-backend") != "auto":
         raise pytest.UsageError(
             f"--bs-backend {config.getoption('--bs-backend')} needs a CUDA GPU; on "
-            f"{device_type} the 2:4 halves are emulated with masked dense math")
+            f"{device_type} the 2:4 halves are emulated with masked dense math"
+        )
     reporting = int(os.environ.get("RANK", "0")) == 0
     if not reporting:  # under torchrun only rank 0 writes records and benchmark files
         for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):

@@ -14,7 +14,7 @@ from kernels.masks import make_mask_pair
 from kernels.methods import METHODS, BuildArgs
 from kernels.sparse24 import check_shape, default_backend
 from measure import checks, energy, nvml
-from measure.errors import CellSpecError, MeterUnavailable
+from measure.errors import MeterUnavailable
 from measure.matrix import CellSpec
 from measure.timing import Sampler, StoppingRule
 from measure.workloads import make_inputs

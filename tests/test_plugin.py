@@ -25,8 +25,9 @@ def test_smoke_collects_40_or_more_phase0_cells_with_readable_ids(project):
     result = project.runpytest_subprocess("--co", "-q", "-k", "phase0")
     ids = [line for line in result.outlines if "::phase0[" in line]
     assert len(ids) >= 40
-    assert any("phase0[block_shock-N256-B64-bf16-complement_1100_0011-gaussian-ws2]" in i
-               for i in ids)
+    assert any(
+        "phase0[block_shock-N256-B64-bf16-complement_1100_0011-gaussian-ws2]" in i for i in ids
+    )
 
 
 def test_an_unknown_suite_is_a_usage_error_naming_the_closest(project):
@@ -44,27 +45,48 @@ def test_a_gpu_only_backend_on_cpu_fails_before_anything_runs(project):
 def test_phase1_json_holds_device_seconds_and_extra_info(project, tmp_path):
     out = tmp_path / "out.json"
     result = project.runpytest_subprocess(
-        "-k", "phase1 and (dense_single-N128-B8 or block_shock-N128-B8-bf16-random)",
-        f"--benchmark-json={out}", "--bs-results", str(tmp_path / "results"))
+        "-k",
+        "phase1 and (dense_single-N128-B8 or block_shock-N128-B8-bf16-random)",
+        f"--benchmark-json={out}",
+        "--bs-results",
+        str(tmp_path / "results"),
+    )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*Block-Shock bench summary*", "*EMULATED*"])
     doc = json.loads(out.read_text())
     by_name = {b["name"]: b for b in doc["benchmarks"]}
     bs = by_name["phase1[block_shock-N128-B8-bf16-random_2of4-gaussian-ws2]"]
     info = bs["extra_info"]
-    for key in ("rank_medians_s", "slowest_rank", "collective_median_s", "compute_median_s",
-                "peak_forward_bytes_per_rank", "weight_bytes_per_rank", "floor_s",
-                "pct_of_floor", "achieved_tb_per_s", "achieved_tflop_per_s", "state_start",
-                "mode", "kernel_backend", "emulated", "energy"):
+    for key in (
+        "rank_medians_s",
+        "slowest_rank",
+        "collective_median_s",
+        "compute_median_s",
+        "peak_forward_bytes_per_rank",
+        "weight_bytes_per_rank",
+        "floor_s",
+        "pct_of_floor",
+        "achieved_tb_per_s",
+        "achieved_tflop_per_s",
+        "state_start",
+        "mode",
+        "kernel_backend",
+        "emulated",
+        "energy",
+    ):
         assert key in info, key
     assert info["emulated"] is True and info["kernel_backend"] == "emulated"
     assert info["energy"] in ("measured", "unavailable")
     if info["energy"] == "unavailable":
         assert info["energy_reason"]
     assert bs["stats"]["median"] == pytest.approx(
-        sorted(bs["stats"]["data"])[len(bs["stats"]["data"]) // 2], rel=0.5)
-    compare = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", str(out)],
-                             capture_output=True, text=True)
+        sorted(bs["stats"]["data"])[len(bs["stats"]["data"]) // 2], rel=0.5
+    )
+    compare = subprocess.run(
+        [sys.executable, "-m", "pytest_benchmark", "compare", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert compare.returncode == 0, compare.stderr
     assert "block_shock-N128-B8" in compare.stdout
     records = list((tmp_path / "results").glob("*/cells/phase1/*.json"))
