@@ -59,7 +59,7 @@ class PowerSampler(threading.Thread):
                     nvml.power_w(self.h),
                     p.nvmlDeviceGetClockInfo(self.h, p.NVML_CLOCK_SM),
                     p.nvmlDeviceGetTemperature(self.h, p.NVML_TEMPERATURE_GPU),
-                    p.nvmlDeviceGetCurrentClocksEventReasons(self.h),
+                    nvml.clock_event_reasons(self.h),
                 )
             )
             self._stop.wait(self.period_s)

@@ -63,7 +63,7 @@ def state(device: torch.device) -> dict:
             "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
             "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
             "power_w": power_w(h),
-            "throttle_reasons": hex(pynvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+            "throttle_reasons": hex(clock_event_reasons(h)),
         }
     except MeterUnavailable as e:
         return {"unavailable": str(e)}
@@ -82,6 +82,12 @@ def power_w(h) -> float:
         except pynvml.NVMLError:
             pass
     return pynvml.nvmlDeviceGetPowerUsage(h) / 1e3
+
+
+def clock_event_reasons(h) -> int:
+    """Why the clocks are where they are (older bindings call these throttle reasons)."""
+    fn = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+    return (fn or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)(h)
 
 
 def energy_mj(h) -> int:
