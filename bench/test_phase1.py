@@ -6,7 +6,7 @@ replayed into pytest-benchmark through DEVICE_CLOCK, and the rest goes into extr
 
 import pytest
 
-from measure.figures import phase1_info
+from measure import figures
 from measure.replay import DEVICE_CLOCK
 from measure.runner import run_phase1
 
@@ -15,7 +15,7 @@ from measure.runner import run_phase1
 def phase1(cell, ranks, bench, cell_seed, benchmark):
     ceilings = bench.ceilings(ranks)
     results = ranks.run(run_phase1, cell.as_dict(), cell_seed, bench.task_options())
-    info = phase1_info(cell, results, ceilings)
+    info = figures.phase1_info(cell, results, ceilings)
     benchmark.group = f"N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
     benchmark.extra_info.update(info)
     DEVICE_CLOCK.replay(benchmark, results[0]["timing"]["forward"]["samples"])

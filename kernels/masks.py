@@ -47,8 +47,9 @@ def make_mask_pair(
     if name in _PATTERNS:
         m0 = torch.tensor(_PATTERNS[name], dtype=torch.bool).repeat(*groups)
     elif name == "random_2of4":
-        choice = torch.randint(0, len(_TWO_OF_FOUR), groups, generator=generator)
-        m0 = _TWO_OF_FOUR[choice].reshape(n_out, n_in)
+        dev = generator.device if generator is not None else weight.device
+        choice = torch.randint(0, len(_TWO_OF_FOUR), groups, generator=generator, device=dev)
+        m0 = _TWO_OF_FOUR.to(dev)[choice].reshape(n_out, n_in)
     elif name == "magnitude_2of4":
         mag = weight.detach().abs().float().reshape(n_out, n_in // 4, 4)
         top2 = mag.topk(2, dim=-1).indices

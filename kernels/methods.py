@@ -197,7 +197,7 @@ class BlockShock(Method):
         self.weight_bytes = self.half.stored_bytes + self._bytes(bias)
 
     def compute(self, x):
-        return self.out.copy_(self.half.mm(x))
+        return self.half.mm_into(x, self.out)
 
 
 class BlockShockHalf(BlockShock):

@@ -38,6 +38,18 @@ def check_shape(n_out: int, n_in: int, batch: int, dtype: torch.dtype, backend: 
         raise CellSpecError(f"{where}: cuSPARSELt needs B a multiple of 8, got {batch}")
 
 
+FP16_SEARCH_BROKEN = (
+    "alg search skipped: cuSPARSELt 0.8.0's search raises an internal error for fp16 on an "
+    "H100 and leaves the CUDA context unusable (illegal instruction); alg 0 is used"
+)
+
+
+def search_is_safe(dtype: torch.dtype) -> bool:
+    """False where the alg search is known to break the context (seen 2026-11-24, H100)."""
+    version = torch.backends.cusparselt.version() or 0
+    return not (dtype == torch.float16 and version <= 800)
+
+
 class SemiStructuredHalf:
     """One rank's 2:4 half; `mm(x)` returns x @ W_g^T (+ bias) of shape B x N_out."""
 
@@ -53,6 +65,7 @@ class SemiStructuredHalf:
         self.backend = backend
         self.bias = bias
         self.alg_id: int | None = None
+        self.search_error: str | None = None
         if backend == "emulated":
             self.weight = w_masked.contiguous()
             self.stored_bytes = self.weight.numel() * self.weight.element_size()
@@ -64,18 +77,31 @@ class SemiStructuredHalf:
             self.stored_bytes = _tensor_bytes(self.weight.packed)
         else:
             self.packed = torch._cslt_compress(w_masked)
-            found = torch._cslt_sparse_mm_search(
-                self.packed, x_example.t(), bias=bias, transpose_result=True
-            )
-            self.alg_id = int(found[0] if isinstance(found, tuple) else found)
+            self.alg_id = 0
+            if search_is_safe(w_masked.dtype):
+                found = torch._cslt_sparse_mm_search(
+                    self.packed, x_example.t(), transpose_result=True
+                )
+                self.alg_id = int(found[0] if isinstance(found, tuple) else found)
+            else:
+                self.search_error = FP16_SEARCH_BROKEN
             self.stored_bytes = _tensor_bytes(self.packed)
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "cslt":
+            # cuSPARSELt's search fails (internal error, H100, 0.8.0) with a bias on a
+            # transposed result, so the bias is not fused here: see `mm_into`.
             return torch._cslt_sparse_mm(
-                self.packed, x.t(), bias=self.bias, transpose_result=True, alg_id=self.alg_id
+                self.packed, x.t(), transpose_result=True, alg_id=self.alg_id
             )
         return F.linear(x, self.weight, self.bias)
+
+    def mm_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """x @ W_g^T (+ bias) written into `out`; the cslt bias rides on the copy into `out`."""
+        y = self.mm(x)
+        if self.backend == "cslt" and self.bias is not None:
+            return torch.add(y, self.bias, out=out)
+        return out.copy_(y)
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:

@@ -48,11 +48,11 @@ class PowerSampler(threading.Thread):
         super().__init__(daemon=True)
         self.h, self.period_s = h, period_s
         self.samples: list[tuple] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
         p = nvml.pynvml
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.samples.append(
                 (
                     time.perf_counter(),
@@ -62,10 +62,10 @@ class PowerSampler(threading.Thread):
                     nvml.clock_event_reasons(self.h),
                 )
             )
-            self._stop.wait(self.period_s)
+            self._halt.wait(self.period_s)
 
     def stop(self) -> list[tuple]:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.samples
 

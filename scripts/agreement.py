@@ -18,7 +18,7 @@ from measure.ranks import RankContext
 from measure.runner import build
 from measure.timing import Sampler, StoppingRule
 
-RULE = StoppingRule(min_samples=10, min_time_s=0.5, max_time_s=15, max_noise=0.005)
+RULE = StoppingRule(min_samples=10, min_time_s=0.5, max_time_s=3, max_noise=0.005)
 
 
 def time_cell(ctx, cell: CellSpec) -> dict:
@@ -32,8 +32,8 @@ def time_cell(ctx, cell: CellSpec) -> dict:
     s = Sampler(ctx, RULE)
     first, second = s.measure(fwd, "graph"), s.measure(fwd, "graph")
     eager = s.measure(fwd, "eager")
-    tb = triton.testing.do_bench(fwd, warmup=100, rep=1000, return_mode="median")
-    tg = triton.testing.do_bench_cudagraph(fwd, rep=1000, return_mode="median")
+    tb = triton.testing.do_bench(fwd, warmup=100, rep=500, return_mode="median")
+    tg = triton.testing.do_bench_cudagraph(fwd, rep=500, return_mode="median")
     return {
         "method": cell.method,
         "N": cell.N,

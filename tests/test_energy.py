@@ -1,6 +1,7 @@
 """Energy windows: idle subtraction and per-token arithmetic with a real clock, RAPL from a
 powercap tree the test writes, and the paths that must say `unavailable` instead of a number."""
 
+import os
 import threading
 import time
 
@@ -17,12 +18,14 @@ def powercap(tmp_path):
     (tmp_path / "max_energy_range_uj").write_text(str(2**32))
     counter = tmp_path / "energy_uj"
     counter.write_text("0")
+    tmp = tmp_path / "energy_uj.tmp"
     stop = threading.Event()
     t0 = time.perf_counter()
 
     def tick():
         while not stop.is_set():
-            counter.write_text(str(int((time.perf_counter() - t0) * 50e6) % 2**32))
+            tmp.write_text(str(int((time.perf_counter() - t0) * 50e6) % 2**32))
+            os.replace(tmp, counter)  # whole values only, as sysfs gives
             time.sleep(0.002)
 
     th = threading.Thread(target=tick, daemon=True)
