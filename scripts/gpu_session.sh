@@ -22,7 +22,7 @@ if want time; then
   grep -E "passed|failed" "$OUT/single_gpu.txt"
 fi
 if want agree; then
-  timeout "${STEP_S:-300}" python3 scripts/agreement.py "$OUT/agreement.json" 2>&1 | grep -v Warn | tee "$OUT/agreement.txt"
+  PYTHONPATH=. timeout "${STEP_S:-300}" python3 scripts/agreement.py "$OUT/agreement.json" 2>&1 | grep -v Warn | tee "$OUT/agreement.txt"
 fi
 if want energy; then
   for i in 1 2 3 4 5; do
@@ -30,4 +30,4 @@ if want energy; then
       --energy-window 5 -q 2>&1 | grep -E "passed|failed"
   done
 fi
-tar czf "$OUT/records.tgz" -C "$OUT" results 2>/dev/null && rm -rf "$OUT/results"
+[ -d "$OUT/results" ] && tar czf "$OUT/records-$PART.tgz" -C "$OUT" results && rm -rf "$OUT/results"
