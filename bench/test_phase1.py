@@ -15,7 +15,7 @@ from measure.runner import run_phase1
 def phase1(cell, ranks, bench, cell_seed, benchmark):
     ceilings = bench.ceilings(ranks)
     results = ranks.run(run_phase1, cell.as_dict(), cell_seed, bench.task_options())
-    info = figures.phase1_info(cell, results, ceilings)
+    info = figures.phase1_info(cell, results, ceilings, bench.environment(ranks))
     benchmark.group = f"N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
     benchmark.extra_info.update(info)
     DEVICE_CLOCK.replay(benchmark, results[0]["timing"]["forward"]["samples"])

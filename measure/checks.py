@@ -66,6 +66,7 @@ def error_figures(out: torch.Tensor, ref: torch.Tensor, absref: torch.Tensor, bo
         "nonfinite": nonfinite,
         "rel_fro": float(diff.norm()) / ref_norm if ref_norm else float("inf"),
         "max_abs": float(diff.abs().max()),
+        "mean_abs": float(diff.abs().mean()),
         "max_rel": float((diff.abs() / ref.abs().clamp_min(1e-30)).max()),
         "max_abs_over_bound": float((diff.abs() / allowed).max()),
         "ref_fro": ref_norm,

@@ -22,7 +22,7 @@ def _throttled(results) -> bool:
     return False
 
 
-def phase1_info(cell, results: list[dict], ceilings: dict) -> dict:
+def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) -> dict:
     """extra_info for pytest-benchmark: everything beside the median the stats already hold."""
     r0 = results[0]
     fwd = r0["timing"]["forward"]
@@ -39,6 +39,7 @@ def phase1_info(cell, results: list[dict], ceilings: dict) -> dict:
     energies = [r["energy"] for r in results]
     measured = all(e.get("energy") == "measured" for e in energies)
     info = {
+        "cell": cell.as_dict(),
         "emulated": r0["emulated"],
         "timer": "host clock (CPU, emulated)" if r0["emulated"] else "CUDA events",
         "mode": fwd["mode"],
@@ -70,6 +71,14 @@ def phase1_info(cell, results: list[dict], ceilings: dict) -> dict:
         "state_start": [r["state_start"] for r in results],
         "state_end": [r["state_end"] for r in results],
         "rel_fro_error": max(r["errors"]["rel_fro"] for r in results),
+        "mean_abs_error": max(r["errors"]["mean_abs"] for r in results),
+        "ceilings": ceilings,
+        "gpu": environment.get("gpu"),
+        "torch": environment.get("torch"),
+        "cuda": environment.get("cuda"),
+        "cusparselt": environment.get("cusparselt"),
+        "driver": environment.get("driver"),
+        "commit": environment.get("commit"),
         "energy": "measured" if measured else energies[0].get("energy"),
     }
     if measured:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from measure import floors
 from measure.checks import assert_correct
 from measure.errors import CorrectnessError
 from measure.figures import marks
 from measure.matrix import Matrix, Suite
 from measure.records import RunRecords
-from measure.runner import DTYPES, ceilings_task, environment_task
+from measure.runner import ceilings_task, environment_task
 from measure.summary import Summary
 
 
@@ -28,6 +27,7 @@ class BenchSession:
     summary: Summary = field(default_factory=Summary)
     _registry: object = None
     _ceilings: dict = field(default_factory=dict)
+    _environments: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.records is not None:
@@ -55,11 +55,16 @@ class BenchSession:
 
     def pool(self, world_size: int):
         pool = self.registry.get(world_size)
-        key = f"ws{world_size}"
-        if self.records is not None and key not in self.records.run_doc["environment"]:
-            env = pool.run(environment_task)
-            self.records.update_run(environment={key: env})
+        key = (world_size, pool.generation)
+        if key not in self._environments:
+            self._environments[key] = pool.run(environment_task)
+            if self.records is not None:
+                self.records.update_run(environment={f"ws{world_size}": self._environments[key]})
         return pool
+
+    def environment(self, pool) -> dict:
+        """Rank 0's environment (GPU, driver, versions, commit) for this pool."""
+        return self._environments[(pool.world_size, pool.generation)][0]
 
     def ceilings(self, pool) -> dict:
         """Measured once per pool (per world size and start), shared by every cell's floor."""
@@ -89,12 +94,6 @@ class BenchSession:
             "idle_s": t["idle_s"],
             "rule": {k: t[k] for k in ("min_samples", "min_time_s", "max_time_s", "max_noise")},
         }
-
-    def floor(self, cell, ceilings) -> dict:
-        elem = DTYPES[cell.dtype].itemsize
-        return floors.floor(
-            cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size, ceilings
-        )
 
     def finish(self, cell, results: list[dict], info: dict | None = None) -> None:
         """Record the cell (pass or fail), add it to the summary, then assert correctness.
