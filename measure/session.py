@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from measure import figures
 from measure.checks import assert_correct
 from measure.errors import CorrectnessError
 from measure.figures import marks
 from measure.matrix import Matrix, Suite
 from measure.records import RunRecords
-from measure.runner import ceilings_task, environment_task
+from measure.runner import ceilings_task, environment_task, run_phase1
 from measure.summary import Summary
 
 
@@ -85,6 +86,13 @@ class BenchSession:
                     }
                 )
         return self._ceilings[key]
+
+    def phase1(self, cell, seed: int) -> tuple[list[dict], dict]:
+        """Run a phase1 cell on its pool: the ranks' raw results and the derived figures."""
+        pool = self.pool(cell.world_size)
+        ceilings = self.ceilings(pool)
+        results = pool.run(run_phase1, cell.as_dict(), seed, self.task_options())
+        return results, figures.phase1_info(cell, results, ceilings, self.environment(pool))
 
     def task_options(self) -> dict:
         t = self.timing

@@ -1,0 +1,1 @@
+"""asv benchmarks: a thin shim over the harness's cells (benchmarks.json's `asv` suite)."""

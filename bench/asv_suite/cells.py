@@ -1,0 +1,136 @@
+"""asv's view of the `asv` suite of benchmarks.json: no second list of cells.
+
+`setup_cache` runs every cell of the suite once through the harness (the same rank pools,
+sampler, checks and floors as `pytest bench`), so the device time asv tracks is the harness's
+device time, not asv's host-side wall clock. Each `track_` reads one figure of one cell; a
+parameter combination the suite does not hold is skipped (NotImplementedError), as is a figure
+the machine cannot measure (peak memory and energy on a CPU).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from measure.matrix import load_matrix
+from measure.ranks import PoolRegistry
+from measure.session import BenchSession
+
+SUITE = load_matrix().suite("asv")
+CELLS = [c for c in SUITE.cells if c.phase == "phase1"]
+# asv runs every parameter combination in its own process, so the params are the fewest cell
+# axes (method first, then the others in matrix order) that tell the suite's cells apart:
+# the pages read like the pytest ids, without a cross product of combinations that do not exist.
+PARAM_NAMES = ["method"]
+for _axis in ("N", "N_out", "B", "dtype", "mask", "workload", "world_size", "bias"):
+    if len({tuple(getattr(c, a) for a in PARAM_NAMES) for c in CELLS}) == len(CELLS):
+        break
+    if len({getattr(c, _axis) for c in CELLS}) > 1:
+        PARAM_NAMES.append(_axis)
+PARAMS = [sorted({str(getattr(c, a)) for c in CELLS}) for a in PARAM_NAMES]
+
+
+def _key(*values) -> str:
+    return "-".join(str(v) for v in values)
+
+
+_KEYS = {_key(*(getattr(c, a) for a in PARAM_NAMES)): c for c in CELLS}
+if len(_KEYS) != len(CELLS):
+    raise ValueError(f"asv suite: cells are not told apart by the axes {PARAM_NAMES}")
+
+
+def run_suite():
+    """Every asv cell through the harness; returns {key: figures}. Correctness is asserted."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    timing = {
+        "min_samples": 10,
+        "min_time_s": 0.5,
+        "max_time_s": 15.0,
+        "max_noise": 0.005,
+        "energy_window_s": 1.0,
+        "idle_s": 0.5,
+        **SUITE.timing,
+    }
+    bench = BenchSession(
+        matrix=load_matrix(),
+        suite=SUITE,
+        seed=1,
+        device_type=device,
+        timing=timing,
+        options={"backend": "auto", "mode": "graph", "energy": True},
+        records=None,
+        registry_factory=lambda: PoolRegistry(device),
+    )
+    out = {}
+    try:
+        for cell in CELLS:
+            seed = zlib.crc32(cell.id.encode()) & 0x7FFFFFFF
+            results, info = bench.phase1(cell, seed)
+            bench.finish(cell, results, info)
+            out[_key(*(getattr(cell, a) for a in PARAM_NAMES))] = {
+                "median_s": results[0]["timing"]["forward"]["median"],
+                "pct_of_floor": info["pct_of_floor"],
+                "peak_bytes": max(info["peak_forward_bytes_per_rank"], key=lambda v: v or 0),
+                "j_per_forward": info.get("j_per_forward"),
+            }
+    finally:
+        bench.close()
+    return out
+
+
+class _Cell:
+    param_names = PARAM_NAMES
+    params = PARAMS
+    timeout = 900
+    figure = ""
+
+    def setup_cache(self):
+        return run_suite()
+
+    def setup(self, cache, *params):
+        fig = cache.get(_key(*params))
+        if fig is None:
+            raise NotImplementedError("not a cell of the asv suite")
+        if fig[self.figure] is None:
+            raise NotImplementedError(f"{self.figure} is not measured on this machine")
+
+
+class DeviceTime(_Cell):
+    figure = "median_s"
+
+    def track_forward(self, cache, *params):
+        return cache[_key(*params)]["median_s"]
+
+    track_forward.unit = "seconds"
+    track_forward.version = "1"
+
+
+class PercentOfFloor(_Cell):
+    figure = "pct_of_floor"
+
+    def track_pct_of_floor(self, cache, *params):
+        return cache[_key(*params)]["pct_of_floor"]
+
+    track_pct_of_floor.unit = "%"
+    track_pct_of_floor.version = "1"
+
+
+class PeakMemory(_Cell):
+    figure = "peak_bytes"
+
+    def track_peak_forward_memory(self, cache, *params):
+        return cache[_key(*params)]["peak_bytes"]
+
+    track_peak_forward_memory.unit = "bytes"
+    track_peak_forward_memory.version = "1"
+
+
+class Energy(_Cell):
+    figure = "j_per_forward"
+
+    def track_joules_per_forward(self, cache, *params):
+        return cache[_key(*params)]["j_per_forward"]
+
+    track_joules_per_forward.unit = "J"
+    track_joules_per_forward.version = "1"
