@@ -35,6 +35,15 @@ AXES = ("phase", "method", "N", "N_out", "B", "dtype", "mask", "workload", "worl
 LIST_AXES = ("phase", "method", "dtype", "mask", "workload", "bias")
 INT_AXES = ("N", "N_out", "B", "world_size")
 BLOCK_DEFAULTS = {"dtype": ["bf16"], "workload": ["gaussian"], "bias": [False], "N_out": [None]}
+# The timing policy where neither the suite nor an option sets one (nvbench's defaults).
+TIMING_DEFAULTS = {
+    "min_samples": 10,
+    "min_time_s": 0.5,
+    "max_time_s": 15.0,
+    "max_noise": 0.005,
+    "energy_window_s": 1.0,
+    "idle_s": 0.5,
+}
 TIMING_KEYS = {
     "min_samples": int,
     "min_time_s": float,

@@ -15,19 +15,10 @@ import torch
 
 from measure import records as rec
 from measure.errors import BenchError
-from measure.matrix import DEFAULT_PATH, TIMING_KEYS, CellSpec, load_matrix
+from measure.matrix import DEFAULT_PATH, TIMING_DEFAULTS, TIMING_KEYS, CellSpec, load_matrix
 from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
 from measure.runner import preflight
 from measure.session import BenchSession
-
-TIMING_DEFAULTS = {
-    "min_samples": 10,
-    "min_time_s": 0.5,
-    "max_time_s": 15.0,
-    "max_noise": 0.005,
-    "energy_window_s": 1.0,
-    "idle_s": 0.5,
-}
 
 
 def pytest_addoption(parser):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 
-from measure.matrix import load_matrix
+from measure.matrix import TIMING_DEFAULTS, load_matrix
 from measure.ranks import PoolRegistry
 from measure.session import BenchSession
 
@@ -43,15 +43,7 @@ def run_suite():
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    timing = {
-        "min_samples": 10,
-        "min_time_s": 0.5,
-        "max_time_s": 15.0,
-        "max_noise": 0.005,
-        "energy_window_s": 1.0,
-        "idle_s": 0.5,
-        **SUITE.timing,
-    }
+    timing = {**TIMING_DEFAULTS, **SUITE.timing}
     bench = BenchSession(
         matrix=load_matrix(),
         suite=SUITE,
@@ -96,41 +88,32 @@ class _Cell:
             raise NotImplementedError(f"{self.figure} is not measured on this machine")
 
 
+def _track(figure: str, unit: str):
+    """A track_ method returning one figure of the cell (the cache holds every cell's)."""
+
+    def track(self, cache, *params):
+        return cache[_key(*params)][figure]
+
+    track.unit = unit
+    track.version = "1"
+    return track
+
+
 class DeviceTime(_Cell):
     figure = "median_s"
-
-    def track_forward(self, cache, *params):
-        return cache[_key(*params)]["median_s"]
-
-    track_forward.unit = "seconds"
-    track_forward.version = "1"
+    track_forward = _track(figure, "seconds")
 
 
 class PercentOfFloor(_Cell):
     figure = "pct_of_floor"
-
-    def track_pct_of_floor(self, cache, *params):
-        return cache[_key(*params)]["pct_of_floor"]
-
-    track_pct_of_floor.unit = "%"
-    track_pct_of_floor.version = "1"
+    track_pct_of_floor = _track(figure, "%")
 
 
 class PeakMemory(_Cell):
     figure = "peak_bytes"
-
-    def track_peak_forward_memory(self, cache, *params):
-        return cache[_key(*params)]["peak_bytes"]
-
-    track_peak_forward_memory.unit = "bytes"
-    track_peak_forward_memory.version = "1"
+    track_peak_forward_memory = _track(figure, "bytes")
 
 
 class Energy(_Cell):
     figure = "j_per_forward"
-
-    def track_joules_per_forward(self, cache, *params):
-        return cache[_key(*params)]["j_per_forward"]
-
-    track_joules_per_forward.unit = "J"
-    track_joules_per_forward.version = "1"
+    track_joules_per_forward = _track(figure, "J")
