@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# On the GPU machine (no asv there: carried as wheels in .whl/): asv over the asv suite with
+# --python=same, beside pytest-benchmark medians of the same cells. Usage: bash scripts/asv_gpu.sh OUTDIR
+set -uo pipefail
+OUT=${1:?output folder}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH
+[ -d .git ] || { git init -q -b main && git add -A && git -c user.email=bench@localhost -c user.name=bench commit -qm "device copy"; }
+python3 -m asv machine --yes > /dev/null
+timeout 400 python3 -m asv run --python=same --quick --set-commit-hash "$(git rev-parse HEAD)" 2>&1 | grep -v "^ *$" | tee "$OUT/asv_run.txt" | tail -n 40
+timeout 150 python3 -m pytest -p no:cacheprovider bench --suite asv -q --benchmark-json "$OUT/asv_cells_pytest.json" \
+  --bs-results "$OUT/r" 2>&1 | grep -E "passed|failed"
+cp "$(ls results/asv/*/*.json | grep -v machine.json | head -1)" "$OUT/asv_results.json" 2>/dev/null
+python3 - "$OUT" <<'PY'
+import json, sys, glob
+out = sys.argv[1]
+pb = {b["name"].split("[")[1].split("-")[0]: b["stats"]["median"] for b in json.load(open(f"{out}/asv_cells_pytest.json"))["benchmarks"]}
+res = json.load(open(f"{out}/asv_results.json"))["results"]["cells.DeviceTime.track_forward"]
+methods, values = res[1][0], res[0]
+for m, v in zip(methods, values):
+    m = m.strip("'")
+    print(f"{m:20s} asv {v*1e3:.4f} ms  pytest-benchmark {pb[m]*1e3:.4f} ms  ratio {v/pb[m]:.3f}")
+PY
