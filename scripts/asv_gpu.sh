@@ -6,7 +6,7 @@ OUT=${1:?output folder}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH
-[ -d .git ] || { git init -q -b main && git add -A && git -c user.email=bench@localhost -c user.name=bench commit -qm "device copy"; }
+git rev-parse -q --verify HEAD >/dev/null 2>&1 || { git init -q -b main; git add -A; git -c user.email=bench@localhost -c user.name=bench -c commit.gpgsign=false commit -qm "device copy" 2>&1 | tail -3; git log --oneline | head -1; }
 python3 -m asv machine --yes > /dev/null
 timeout 400 python3 -m asv run --python=same --quick --set-commit-hash "$(git rev-parse HEAD)" 2>&1 | grep -v "^ *$" | tee "$OUT/asv_run.txt" | tail -n 40
 timeout 150 python3 -m pytest -p no:cacheprovider bench --suite asv -q --benchmark-json "$OUT/asv_cells_pytest.json" \
