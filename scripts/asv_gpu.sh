@@ -4,7 +4,7 @@
 set -uo pipefail
 OUT=${1:?output folder}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH
 git rev-parse -q --verify HEAD >/dev/null 2>&1 || { git init -q -b main; git add -A; git -c user.email=bench@localhost -c user.name=bench -c commit.gpgsign=false commit -qm "device copy" 2>&1 | tail -3; git log --oneline | head -1; }
 python3 -m asv machine --yes > /dev/null
