@@ -4,8 +4,10 @@
 set -uo pipefail
 OUT=${1:?output folder}
 mkdir -p "$OUT"
-rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH
+# asv starts benchmarks with a clean environment (no PYTHONPATH), so asv and the project go into
+# the machine's own Python environment (the device machine is discarded after the session).
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade .whl/*.whl
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .
 git rev-parse -q --verify HEAD >/dev/null 2>&1 || { git init -q -b main; git add -A; git -c user.email=bench@localhost -c user.name=bench -c commit.gpgsign=false commit -qm "device copy" 2>&1 | tail -3; git log --oneline | head -1; }
 python3 -m asv machine --yes > /dev/null
 timeout 400 python3 -m asv run --python=same --quick --set-commit-hash "$(git rev-parse HEAD)" 2>&1 | grep -v "^ *$" | tee "$OUT/asv_run.txt" | tail -n 40
