@@ -149,7 +149,18 @@ def energy_figures(active: Window, idle: Window, forwards: int, tokens_per_forwa
     """J per forward and per token, idle subtracted; the cross-check where both sources exist."""
     net = active.joules - idle.watts * active.seconds
     per_fwd = net / forwards
+    if net <= 0:  # the work did not lift power above the idle baseline: nothing to attribute
+        return {
+            "energy": "below idle",
+            "energy_method": active.method,
+            "reason": f"window {active.joules:.1f} J over {active.seconds:.2f} s is not above "
+            f"idle ({idle.watts:.1f} W); use a longer window or a larger cell",
+            "joules_total": active.joules,
+            "idle_w": idle.watts,
+            "avg_w": active.watts,
+        }
     fig = {
+        "energy": "measured",
         "energy_method": active.method,
         "window_s": active.seconds,
         "forwards": forwards,

@@ -79,7 +79,9 @@ def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) ->
         "cusparselt": environment.get("cusparselt"),
         "driver": environment.get("driver"),
         "commit": environment.get("commit"),
-        "energy": "measured" if measured else energies[0].get("energy"),
+        "energy": "measured"
+        if measured
+        else next(e.get("energy") for e in energies if e.get("energy") != "measured"),
     }
     if measured:
         info.update(
@@ -96,7 +98,7 @@ def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) ->
             }
         )
     else:
-        info["energy_reason"] = energies[0].get("reason")
+        info["energy_reason"] = next((e.get("reason") for e in energies if e.get("reason")), None)
     return info
 
 

@@ -234,3 +234,27 @@ def ranks(bench, cell):
 def cell_seed(bench, cell) -> int:
     """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
     return zlib.crc32(f"{bench.seed}:{cell.id}".encode()) & 0x7FFFFFFF
+
+
+@pytest.fixture
+def mask_pair():
+    """make(name, weight, seed=0) -> validated complementary 2:4 masks (M0, M1) for `weight`."""
+    from kernels.masks import make_mask_pair
+
+    def make(name, weight, seed=0):
+        g = torch.Generator(device=weight.device)
+        g.manual_seed(seed)
+        return make_mask_pair(name, weight, g)
+
+    return make
+
+
+@pytest.fixture
+def workload_inputs():
+    """make(workload, B, N_in, N_out, bias=False, dtype=bf16, seed=0) -> (X, W, b) on the CPU."""
+    from measure.workloads import make_inputs
+
+    def make(workload, batch, n_in, n_out, bias=False, dtype=torch.bfloat16, seed=0):
+        return make_inputs(workload, batch, n_in, n_out, bias, dtype, torch.device("cpu"), seed)
+
+    return make

@@ -173,7 +173,6 @@ def meter_energy(ctx, layer, xl, mode, options, tokens) -> dict:
         chunk = min(chunk * 2, 1024)
     window = meter.end_window("forward")
     fig = energy.energy_figures(window, idle, forwards, tokens)
-    fig["energy"] = "measured"
     fig["series"] = window.samples
     ctx.barrier()
     return fig

@@ -55,6 +55,14 @@ def test_idle_is_subtracted_and_split_per_forward_and_token():
     assert fig["edp_j_s"] == pytest.approx(0.3 * 2.0 / 1000)
 
 
+def test_a_window_not_above_idle_gives_no_number_but_a_reason():
+    active = energy.Window("forward", "test", seconds=1.0, joules=90.0)
+    idle = energy.Window("idle", "test", seconds=1.0, joules=100.0)
+    fig = energy.energy_figures(active, idle, forwards=1000, tokens_per_forward=64)
+    assert fig["energy"] == "below idle" and "j_per_forward" not in fig
+    assert "not above idle (100.0 W)" in fig["reason"]
+
+
 def test_counter_and_power_integral_are_cross_checked():
     samples = [(t / 10, 200.0, 1980, 50, 0) for t in range(11)]  # 200 W for 1 s
     assert energy.integrate(samples, 0.0, 1.0) == pytest.approx(200)

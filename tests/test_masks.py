@@ -13,8 +13,8 @@ def weight():
 
 
 @pytest.mark.parametrize("name", MASKS)
-def test_every_mask_is_2of4_and_complementary(name, weight):
-    m0, m1 = make_mask_pair(name, weight, torch.Generator().manual_seed(0))
+def test_every_mask_is_2of4_and_complementary(name, weight, mask_pair):
+    m0, m1 = mask_pair(name, weight)
     for m in (m0, m1):
         assert (m.reshape(16, -1, 4).sum(-1) == 2).all()
     assert ((m0.int() + m1.int()) == 1).all()

@@ -91,3 +91,28 @@ def test_missing_and_broken_files(tmp_path):
 
 def test_every_periodic_mask_is_in_the_axes():
     assert set(PERIODIC_MASKS) <= set(load_matrix().axes["mask"])
+
+
+def test_gpu_only_rules_are_checked_before_anything_runs():
+    from measure.errors import CellSpecError
+    from measure.matrix import CellSpec
+    from measure.runner import preflight
+
+    odd = CellSpec(
+        "phase0", "block_shock", 132, 128, 64, "bf16", "random_2of4", "gaussian", 2, False
+    )
+    preflight(odd, "cpu")  # emulated on a CPU: any multiple of 4 is fine
+    with pytest.raises(
+        CellSpecError, match=r"block_shock-N132x128.*multiples of 64, got 128 x 132"
+    ):
+        preflight(odd, "cuda")
+    fp32 = CellSpec(
+        "phase0", "block_shock", 256, 256, 64, "fp32", "random_2of4", "gaussian", 2, False
+    )
+    with pytest.raises(CellSpecError, match="need bf16 or fp16"):
+        preflight(fp32, "cuda")
+    ragged = CellSpec(
+        "phase0", "block_shock", 256, 256, 12, "bf16", "random_2of4", "gaussian", 2, False
+    )
+    with pytest.raises(CellSpecError, match="B a multiple of 8, got 12"):
+        preflight(ragged, "cuda")
