@@ -35,6 +35,7 @@ class Window:
     joules: float
     joules_integral: float | None = None
     samples: list = field(default_factory=list)  # (t, power_w, sm_mhz, temp_c, reasons)
+    settle_s: float = 0.0  # idle windows: how long power took to settle first
 
     @property
     def watts(self) -> float:
@@ -89,6 +90,21 @@ class NvmlMeter:
         except nvml.pynvml.NVMLError:
             self.method = "nvml_power_integral"
 
+    def settle(self, max_s: float = 10.0, span_s: float = 0.5, tolerance: float = 0.05) -> float:
+        """Wait until power stops falling after earlier work (the last span_s of readings within
+        `tolerance` of their mean), at most max_s; returns the seconds waited."""
+        torch.cuda.synchronize(self.device)
+        t0, readings = time.perf_counter(), []
+        while time.perf_counter() - t0 < max_s:
+            readings.append(nvml.power_w(self.h))
+            recent = readings[-int(span_s / 0.05) :]
+            if len(recent) * 0.05 >= span_s:
+                mean = sum(recent) / len(recent)
+                if (max(recent) - min(recent)) <= tolerance * mean:
+                    break
+            time.sleep(0.05)
+        return time.perf_counter() - t0
+
     def begin_window(self, name: str):
         torch.cuda.synchronize(self.device)
         self._sampler = PowerSampler(self.h, self.period_s)
@@ -122,6 +138,9 @@ class RaplMeter:
         except (OSError, ValueError) as e:
             raise MeterUnavailable(f"RAPL not readable at {root}: {e}") from None
 
+    def settle(self, max_s: float = 10.0) -> float:
+        return 0.0  # package power has no slow tail worth waiting for at this resolution
+
     def begin_window(self, name: str):
         self._name, self._t0, self._e0 = name, time.perf_counter(), int(self.energy.read_text())
 
@@ -139,10 +158,15 @@ def make_meter(device: torch.device):
 
 
 def idle_power(meter, seconds: float) -> Window:
-    """Power with nothing submitted: the baseline subtracted from every window."""
+    """Power with nothing submitted, once it has settled after earlier work: the baseline
+    subtracted from every window (seen on an H100: measured right after a loaded cell, the
+    baseline drifted from 189 W to 121 W over five trials)."""
+    settled = meter.settle()
     meter.begin_window("idle")
     time.sleep(seconds)
-    return meter.end_window("idle")
+    window = meter.end_window("idle")
+    window.settle_s = settled
+    return window
 
 
 def energy_figures(active: Window, idle: Window, forwards: int, tokens_per_forward: int) -> dict:
@@ -166,6 +190,7 @@ def energy_figures(active: Window, idle: Window, forwards: int, tokens_per_forwa
         "forwards": forwards,
         "joules_total": active.joules,
         "idle_w": idle.watts,
+        "idle_settle_s": idle.settle_s,
         "avg_w": active.watts,
         "net_joules": net,
         "j_per_forward": per_fwd,

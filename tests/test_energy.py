@@ -90,3 +90,9 @@ def test_missing_nvml_library_is_unavailable(monkeypatch):
     monkeypatch.setattr(nvml, "pynvml", None)
     with pytest.raises(MeterUnavailable, match="nvidia-ml-py is not installed"):
         nvml.handle(torch.device("cuda", 0))
+
+
+def test_idle_power_reads_a_real_interval_after_settling(powercap):
+    idle = energy.idle_power(energy.RaplMeter(powercap), 0.1)
+    assert idle.settle_s == 0.0 and idle.seconds >= 0.1
+    assert idle.watts == pytest.approx(50, rel=0.2)
