@@ -233,7 +233,7 @@ def ranks(bench, cell):
 @pytest.fixture
 def cell_seed(bench, cell) -> int:
     """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
-    return zlib.crc32(f"{bench.seed}:{cell.id}".encode()) & 0x7FFFFFFF
+    return zlib.crc32(f"{bench.base_seed()}:{cell.id}".encode()) & 0x7FFFFFFF
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import torch.distributed as dist
+
 from measure import figures
 from measure.checks import assert_correct
 from measure.errors import CorrectnessError
@@ -29,6 +31,7 @@ class BenchSession:
     _registry: object = None
     _ceilings: dict = field(default_factory=dict)
     _environments: dict = field(default_factory=dict)
+    _seed_agreed: bool = False
 
     def __post_init__(self):
         if self.records is not None:
@@ -50,9 +53,16 @@ class BenchSession:
             self._registry = self.registry_factory()
         return self._registry
 
-    @property
-    def reporting(self) -> bool:
-        return self.records is not None
+    def base_seed(self) -> int:
+        """The run's base seed, the same on every rank: under torchrun each rank's pytest drew
+        its own, so rank 0's is broadcast once (records and cells then agree)."""
+        if not self._seed_agreed:
+            if self.registry.torchrun is not None:
+                box = [self.seed]
+                dist.broadcast_object_list(box, src=0)
+                self.seed = box[0]
+            self._seed_agreed = True
+        return self.seed
 
     def pool(self, world_size: int):
         pool = self.registry.get(world_size)

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from measure.matrix import CellSpec
-
-AXES = ["phase", "method", "N", "N_out", "B", "dtype", "mask", "workload", "world_size", "bias"]
+from measure.matrix import AXES, CellSpec
 
 
 class ReportInputError(Exception):
