@@ -53,7 +53,7 @@ def speedup(t, out, prefix, baseline):
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     for b, gb in t.groupby("B"):
-        base = gb[gb.method == baseline].set_index("N").median_s
+        base = gb[gb.method == baseline].groupby("N").median_s.median()  # several runs: median
         for s, g in gb[gb.method != baseline].groupby("series"):
             g = g[g.N.isin(base.index)]
             ax.semilogx(g.N, base.loc[g.N].values / g.median_s.values, "o-", label=f"{s} B={b}")
