@@ -1,5 +1,9 @@
 """Shared fixtures for the unit tests: rank pools of the real harness, on CPU (gloo)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -18,3 +22,25 @@ def gloo_pair():
 def solo_ctx():
     """A world_size-1 context in this process (no group needed)."""
     return RankContext(0, 1, torch.device("cpu"), "gloo", None, False)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`python [launcher] -m pytest bench -q ARGS` in the project root, as a user runs it; fails
+    the calling test with the tail of the output unless it exits 0."""
+    cmd = [
+        sys.executable,
+        *launcher,
+        "-m",
+        "pytest",
+        "bench",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *args,
+    ]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run

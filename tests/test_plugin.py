@@ -4,11 +4,10 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, run_bench
 
 
 @pytest.fixture
@@ -95,32 +94,15 @@ def test_phase1_json_holds_device_seconds_and_extra_info(project, tmp_path):
 
 def test_under_torchrun_ranks_share_one_seed_and_only_rank0_writes(tmp_path):
     results = tmp_path / "results"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "pytest",
-            "bench",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-rs",
-            "--bs-results",
-            str(results),
-            "-k",
-            "phase0 and (dense_tp_row-N128-B8-bf16 or dense_single-N128-B8-bf16 or "
-            "block_shock-N128-B8-bf16-random)",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_bench(
+        "-rs",
+        "--bs-results",
+        str(results),
+        "-k",
+        "phase0 and (dense_tp_row-N128-B8-bf16 or dense_single-N128-B8-bf16 or "
+        "block_shock-N128-B8-bf16-random)",
+        launcher=("-m", "torch.distributed.run", "--nproc-per-node", "2"),
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert run.stdout.count("2 passed, 1 skipped") == 2  # both ranks ran both two-rank cells
     assert "torchrun started 2 ranks; this cell needs 1" in run.stdout
     (run_dir,) = results.iterdir()

@@ -1,9 +1,6 @@
 """Reports built from files the harness itself wrote (a small smoke run on this machine)."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,8 +8,8 @@ import pytest
 from reports.__main__ import main
 from reports.build import build
 from reports.load import ReportInputError
+from tests.conftest import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 SELECT = (
     "N128-B8-bf16 and (dense_single or dense_tp_row or "
     "block_shock-N128-B8-bf16-random or masked_split_dense-N128-B8-bf16-random)"
@@ -23,27 +20,9 @@ SELECT = (
 def harness_run(tmp_path_factory):
     """phase0 + phase1 of four smoke cells, written by the real harness."""
     tmp = tmp_path_factory.mktemp("run")
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            SELECT,
-            f"--benchmark-json={tmp / 'bench.json'}",
-            "--bs-results",
-            str(tmp / "results"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_bench(
+        "-k", SELECT, f"--benchmark-json={tmp / 'bench.json'}", "--bs-results", str(tmp / "results")
     )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (run_dir,) = (tmp / "results").iterdir()
     return tmp / "bench.json", run_dir
 
