@@ -89,8 +89,9 @@ class SemiStructuredHalf:
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "cslt":
-            # cuSPARSELt's search fails (internal error, H100, 0.8.0) with a bias on a
-            # transposed result, so the bias is not fused here: see `mm_into`.
+            # The bias is not fused here (see `mm_into`): it was unfused after an fp16 bias cell
+            # failed in the search on an H100, before fp16 search itself was found to be the
+            # cause; a fused bias on a transposed result has not been tried since.
             return torch._cslt_sparse_mm(
                 self.packed, x.t(), transpose_result=True, alg_id=self.alg_id
             )

@@ -90,19 +90,25 @@ class NvmlMeter:
         except nvml.pynvml.NVMLError:
             self.method = "nvml_power_integral"
 
-    def settle(self, max_s: float = 10.0, span_s: float = 0.5, tolerance: float = 0.05) -> float:
+    def settle(
+        self,
+        max_s: float = 10.0,
+        span_s: float = 0.5,
+        tolerance: float = 0.05,
+        poll_s: float = 0.05,
+    ) -> float:
         """Wait until power stops falling after earlier work (the last span_s of readings within
         `tolerance` of their mean), at most max_s; returns the seconds waited."""
         torch.cuda.synchronize(self.device)
-        t0, readings = time.perf_counter(), []
+        t0, readings, span = time.perf_counter(), [], max(2, round(span_s / poll_s))
         while time.perf_counter() - t0 < max_s:
             readings.append(nvml.power_w(self.h))
-            recent = readings[-int(span_s / 0.05) :]
-            if len(recent) * 0.05 >= span_s:
-                mean = sum(recent) / len(recent)
-                if (max(recent) - min(recent)) <= tolerance * mean:
-                    break
-            time.sleep(0.05)
+            recent = readings[-span:]
+            if len(recent) == span and max(recent) - min(recent) <= tolerance * (
+                sum(recent) / span
+            ):
+                break
+            time.sleep(poll_s)
         return time.perf_counter() - t0
 
     def begin_window(self, name: str):

@@ -7,7 +7,6 @@ help text; benchmarks.json's suite supplies the timing policy and options overri
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 
 import pytest
@@ -233,7 +232,7 @@ def ranks(bench, cell):
 @pytest.fixture
 def cell_seed(bench, cell) -> int:
     """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
-    return zlib.crc32(f"{bench.base_seed()}:{cell.id}".encode()) & 0x7FFFFFFF
+    return bench.cell_seed(cell)
 
 
 @pytest.fixture

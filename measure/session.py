@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 
 import torch.distributed as dist
@@ -63,6 +64,10 @@ class BenchSession:
                 self.seed = box[0]
             self._seed_agreed = True
         return self.seed
+
+    def cell_seed(self, cell) -> int:
+        """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
+        return zlib.crc32(f"{self.base_seed()}:{cell.id}".encode()) & 0x7FFFFFFF
 
     def pool(self, world_size: int):
         pool = self.registry.get(world_size)

@@ -9,8 +9,6 @@ the machine cannot measure (peak memory and energy on a CPU).
 
 from __future__ import annotations
 
-import zlib
-
 from measure.matrix import TIMING_DEFAULTS, load_matrix
 from measure.ranks import PoolRegistry
 from measure.session import BenchSession
@@ -57,8 +55,7 @@ def run_suite():
     out = {}
     try:
         for cell in CELLS:
-            seed = zlib.crc32(cell.id.encode()) & 0x7FFFFFFF
-            results, info = bench.phase1(cell, seed)
+            results, info = bench.phase1(cell, bench.cell_seed(cell))
             bench.finish(cell, results, info)
             out[_key(*(getattr(cell, a) for a in PARAM_NAMES))] = {
                 "median_s": results[0]["timing"]["forward"]["median"],
