@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from measure import floors
 from measure.nvml import THROTTLE_MASK
 from measure.runner import DTYPES
@@ -20,6 +22,17 @@ def _throttled(results) -> bool:
         if int(r.get("energy", {}).get("throttle_reasons_seen", "0x0"), 16):
             return True
     return False
+
+
+def _clock_figures(clocks: list) -> dict:
+    """The SM clock over the samples (rank 0), so a run at sagging clocks can be told apart."""
+    if not clocks:
+        return {"sm_clock_mhz_median": None, "sm_clock_mhz_min": None, "sm_clock_mhz_max": None}
+    return {
+        "sm_clock_mhz_median": statistics.median(clocks),
+        "sm_clock_mhz_min": min(clocks),
+        "sm_clock_mhz_max": max(clocks),
+    }
 
 
 def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) -> dict:
@@ -47,6 +60,10 @@ def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) ->
         "inner_forwards_per_sample": fwd["inner"],
         "stopped_by": fwd["stopped_by"],
         "rel_std": fwd["rel_std"],
+        "load": "sustained" if fwd["max_duty"] >= 1 else f"burst (duty <= {fwd['max_duty']:g})",
+        "duty": fwd["duty"],
+        "warmup_s": fwd["warmup_s"],
+        **_clock_figures(fwd["sm_clock_mhz"]),
         "rank_medians_s": fwd["rank_medians"],
         "slowest_rank": max(range(len(fwd["rank_medians"])), key=lambda i: fwd["rank_medians"][i]),
         "rank_skew": (max(fwd["rank_medians"]) / min(fwd["rank_medians"]) - 1),

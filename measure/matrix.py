@@ -41,6 +41,9 @@ TIMING_DEFAULTS = {
     "min_time_s": 0.5,
     "max_time_s": 15.0,
     "max_noise": 0.005,
+    "sample_s": 0.01,
+    "warmup_s": 1.0,
+    "max_duty": 1.0,
     "energy_window_s": 1.0,
     "idle_s": 0.5,
 }
@@ -49,9 +52,14 @@ TIMING_KEYS = {
     "min_time_s": float,
     "max_time_s": float,
     "max_noise": float,
+    "sample_s": float,
+    "warmup_s": float,
+    "max_duty": float,
     "energy_window_s": float,
     "idle_s": float,
 }
+
+ZERO_OK = {"warmup_s"}  # no warm-up beyond one call is a valid (if unwise) policy
 
 
 @dataclass(frozen=True)
@@ -248,8 +256,11 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         timing = sdoc.get("timing", {})
         _check_keys(path, f"{where}.timing", timing, TIMING_KEYS)
         for k, v in timing.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-                _fail(path, f"{where}.timing.{k}", f"must be a positive number, got {v!r}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                if not (k in ZERO_OK and v == 0):
+                    _fail(path, f"{where}.timing.{k}", f"must be a positive number, got {v!r}")
+            if k == "max_duty" and v > 1:
+                _fail(path, f"{where}.timing.{k}", f"is a fraction of time, at most 1; got {v!r}")
         cells: list[CellSpec] = []
         for i, block in enumerate(sdoc.get("blocks", [])):
             cells += _expand_block(path, f"{where}.blocks[{i}]", block, axes)

@@ -62,6 +62,7 @@ def state(device: torch.device) -> dict:
             "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
             "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
             "temperature_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+            "memory_temperature_c": _field(h, "NVML_FI_DEV_MEMORY_TEMP", "uiVal"),
             "power_w": power_w(h),
             "throttle_reasons": hex(clock_event_reasons(h)),
         }
@@ -71,16 +72,37 @@ def state(device: torch.device) -> dict:
         return {"unavailable": f"NVML: {e}"}
 
 
+def sm_clock_reader(device: torch.device):
+    """A callable returning the SM clock now (MHz), or None where NVML cannot be read: the
+    sampler calls it after every sample, so a clock that sags under load shows in the record."""
+    try:
+        h = handle(device)
+    except MeterUnavailable:
+        return None
+    try:
+        pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+    except pynvml.NVMLError:
+        return None
+    return lambda: pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+
+
+def _field(h, name: str, member: str):
+    """One NVML field value, or None where this binding or device does not offer it."""
+    fid = getattr(pynvml, name, None)
+    if fid is None:
+        return None
+    try:
+        v = pynvml.nvmlDeviceGetFieldValues(h, [fid])[0]
+    except pynvml.NVMLError:
+        return None
+    return getattr(v.value, member) if v.nvmlReturn == pynvml.NVML_SUCCESS else None
+
+
 def power_w(h) -> float:
     """Instantaneous power where NVML offers it (the plain reading is a 1 s average on Hopper)."""
-    fid = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", None)
-    if fid is not None:
-        try:
-            v = pynvml.nvmlDeviceGetFieldValues(h, [fid])[0]
-            if v.nvmlReturn == pynvml.NVML_SUCCESS:
-                return v.value.uiVal / 1e3
-        except pynvml.NVMLError:
-            pass
+    mw = _field(h, "NVML_FI_DEV_POWER_INSTANT", "uiVal")
+    if mw is not None:
+        return mw / 1e3
     return pynvml.nvmlDeviceGetPowerUsage(h) / 1e3
 
 

@@ -14,7 +14,14 @@ import torch
 
 from measure import records as rec
 from measure.errors import BenchError
-from measure.matrix import DEFAULT_PATH, TIMING_DEFAULTS, TIMING_KEYS, CellSpec, load_matrix
+from measure.matrix import (
+    DEFAULT_PATH,
+    TIMING_DEFAULTS,
+    TIMING_KEYS,
+    ZERO_OK,
+    CellSpec,
+    load_matrix,
+)
 from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
 from measure.runner import preflight
 from measure.session import BenchSession
@@ -90,6 +97,28 @@ def pytest_addoption(parser):
         help="stopping rule: stop once relative std <= this (default: suite, else 0.005)",
     )
     g.addoption(
+        "--bs-sample-time",
+        type=float,
+        default=None,
+        help="seconds one warm sample lasts (forwards per sample sized to it; default: "
+        "suite, else 0.01)",
+    )
+    g.addoption(
+        "--bs-warmup",
+        type=float,
+        default=None,
+        help="seconds of back-to-back forwards before sampling, so clocks and power reach "
+        "their loaded state (0: one call; default: suite, else 0.5)",
+    )
+    g.addoption(
+        "--bs-max-duty",
+        type=float,
+        default=None,
+        help="load while timed: 1 = sustained, back to back (default); below 1 = idle gaps "
+        "keep the device busy at most this fraction of the time (a power-capped GPU then "
+        "stays at full clocks: the burst rate)",
+    )
+    g.addoption(
         "--bs-energy",
         choices=("on", "off"),
         default="on",
@@ -126,14 +155,19 @@ def _timing(config, suite) -> dict:
         "min_time_s": "--bs-min-time",
         "max_time_s": "--bs-max-time",
         "max_noise": "--bs-max-noise",
+        "sample_s": "--bs-sample-time",
+        "warmup_s": "--bs-warmup",
+        "max_duty": "--bs-max-duty",
         "energy_window_s": "--energy-window",
         "idle_s": "--bs-idle-seconds",
     }
     for key, opt in overrides.items():
         v = config.getoption(opt)
         if v is not None:
-            if v <= 0:
+            if v < 0 or (v == 0 and key not in ZERO_OK):
                 raise pytest.UsageError(f"{opt} must be positive, got {v}")
+            if key == "max_duty" and v > 1:
+                raise pytest.UsageError(f"{opt} is a fraction of the time, at most 1; got {v}")
             t[key] = TIMING_KEYS[key](v)
     return t
 

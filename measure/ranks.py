@@ -49,6 +49,16 @@ class RankContext:
         if self.world_size > 1:
             dist.barrier(group=self.group)
 
+    def agree_max(self, *values: float) -> list[float]:
+        """Each value's maximum over the ranks. Every loop whose length a rank decides from its
+        own clock (samples, warm-up, energy windows) must decide from these, or a rank that
+        stops one collective early leaves the others waiting in it."""
+        if self.world_size == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
+        return t.tolist()
+
 
 def pick_backend(world_size: int, device_type: str) -> tuple[str, bool]:
     """(backend, shared_device): NCCL with one rank per GPU, else gloo (on CPU or one GPU)."""

@@ -116,6 +116,7 @@ class BenchSession:
             "energy_window_s": t["energy_window_s"],
             "idle_s": t["idle_s"],
             "rule": {k: t[k] for k in ("min_samples", "min_time_s", "max_time_s", "max_noise")},
+            "sampling": {k: t[k] for k in ("sample_s", "warmup_s", "max_duty")},
         }
 
     def finish(self, cell, results: list[dict], info: dict | None = None) -> None:

@@ -5,6 +5,18 @@ replay so host launch cost drops out; on CPU the same loop reads the host clock 
 says `emulated`. Before each sample the ranks are aligned (barrier + synchronize), outside the
 events; each sample's slowest-rank value and the slowest wall clock are all-reduced (MAX), so
 every rank applies the stopping rule to the same numbers and stops on the same sample.
+
+The load the device is under while it is timed is part of the policy, because on a power-capped
+GPU it moves the result: a compute-bound forward timed back to back runs at the cap's clocks,
+and the same forward with idle gaps between samples runs at full clocks and reads faster (an
+H100 at N=16384 B=1024: 0.81 ms back to back at ~1400 MHz, 0.73 ms with gaps at 1980 MHz).
+- `max_duty` 1 (the default), sustained: as a layer runs inside a model. A time-based warm-up
+  brings clocks and power to their loaded state, each warm sample holds enough forwards to last
+  about `sample_s` (in graph mode they are captured unrolled in one graph), and the host work
+  between samples is O(1), so the device is busy for nearly all of the measurement.
+- `max_duty` < 1, burst: after each sample the sampler idles long enough that the device is busy
+  at most that fraction of the time, which keeps a GPU under its power cap (the peak rate).
+The record keeps the duty reached and the SM clock after each sample.
 """
 
 from __future__ import annotations
@@ -17,9 +29,34 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.distributed as dist
 
+from measure import nvml
+
 CPU_FLUSH_BYTES = 64 << 20
-TARGET_SAMPLE_S = 1e-3  # each warm sample holds enough forwards to last about this long
-MAX_INNER = 100
+SAMPLE_S = 0.01  # a warm sample holds enough forwards to last about this long
+WARMUP_S = 0.5  # back-to-back forwards before the first sample
+MAX_INNER = 1000  # forwards per warm sample, at most (also the unrolled graph's length)
+
+
+class Spread:
+    """Running mean and variance (Welford): the stopping rule's test costs O(1) per sample, so
+    the host gap between samples does not grow with their number."""
+
+    def __init__(self, values=()):
+        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+        for v in values:
+            self.add(v)
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        d = x - self.mean
+        self.mean += d / self.n
+        self._m2 += d * (x - self.mean)
+
+    @property
+    def rel_std(self) -> float:
+        if self.n < 2 or self.mean <= 0:
+            return math.inf
+        return math.sqrt(self._m2 / (self.n - 1)) / self.mean
 
 
 @dataclass(frozen=True)
@@ -32,12 +69,12 @@ class StoppingRule:
     max_time_s: float = 15.0
     max_noise: float = 0.005
 
-    def done(self, samples: list[float], measured_s: float, wall_s: float) -> bool:
+    def done(self, spread: Spread, measured_s: float, wall_s: float) -> bool:
         if wall_s >= self.max_time_s:
             return True
-        if len(samples) < self.min_samples or measured_s < self.min_time_s:
+        if spread.n < self.min_samples or measured_s < self.min_time_s:
             return False
-        return relative_std(samples) <= self.max_noise
+        return spread.rel_std <= self.max_noise
 
 
 def relative_std(samples) -> float:
@@ -64,32 +101,35 @@ class Stats:
     rel_std: float
     measured_s: float
     stopped_by: str
+    duty: float  # measured device time over the sampling loop's wall time (slowest rank)
+    warmup_s: float  # wall time of back-to-back forwards before the first sample
+    max_duty: float  # the policy: 1 = sustained, below 1 = idle gaps keep the duty under it
+    sm_clock_mhz: list  # this rank's SM clock after each sample (CUDA with NVML), else []
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(mode, cache, inner, slowest, own, measured_s, rule: StoppingRule, wall_s) -> Stats:
-    q = statistics.quantiles(slowest, n=4) if len(slowest) > 1 else [slowest[0]] * 3
-    rel = relative_std(slowest)
+def summarize(samples: list, rule: StoppingRule, measured_s: float, wall_s: float, **fields):
+    """Stats of one measurement: quartiles, spread, why it stopped, and the device's duty."""
+    q = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+    rel = relative_std(samples)
     if wall_s >= rule.max_time_s:
         stopped = f"time cap {rule.max_time_s:g} s (noise {rel:.2%})"
     else:
         stopped = f"noise {rel:.2%} <= {rule.max_noise:.2%}"
     return Stats(
-        mode,
-        cache,
-        inner,
-        slowest,
-        own,
-        statistics.median(slowest),
-        q[0],
-        q[2],
-        min(slowest),
-        max(slowest),
-        rel,
-        measured_s,
-        stopped,
+        samples=samples,
+        median=statistics.median(samples),
+        q1=q[0],
+        q3=q[2],
+        min=min(samples),
+        max=max(samples),
+        rel_std=rel,
+        measured_s=measured_s,
+        stopped_by=stopped,
+        duty=min(1.0, measured_s / wall_s) if wall_s > 0 else 1.0,
+        **fields,
     )
 
 
@@ -111,70 +151,116 @@ class Flusher:
 class Sampler:
     """Times `fn` (one forward) on this rank; all ranks of ctx call it together."""
 
-    def __init__(self, ctx, rule: StoppingRule):
+    def __init__(
+        self,
+        ctx,
+        rule: StoppingRule,
+        sample_s: float = SAMPLE_S,
+        warmup_s: float = WARMUP_S,
+        max_duty: float = 1.0,
+    ):
         self.ctx = ctx
         self.rule = rule
+        self.sample_s = sample_s
+        self.warmup_s = warmup_s
+        self.max_duty = max_duty
         self.cuda = ctx.device.type == "cuda"
         self.flush = Flusher(ctx.device)
-        self._max = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+        self.clock = nvml.sm_clock_reader(ctx.device) if self.cuda else None
 
-    def _agree(self, *values: float) -> list[float]:
-        """Each value's maximum over ranks, so every rank takes the same decisions."""
-        if self.ctx.world_size == 1:
-            return list(values)
-        self._max[: len(values)] = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(self._max, op=dist.ReduceOp.MAX, group=self.ctx.group)
-        return self._max[: len(values)].tolist()
-
-    def _align(self):
-        self.ctx.barrier()
+    def _sync(self):
         if self.cuda:
             torch.cuda.synchronize(self.ctx.device)
 
-    def _once(self, run, inner: int) -> float:
-        """Seconds for `inner` calls of run(), device time on CUDA, host time on CPU."""
+    def _align(self):
+        self.ctx.barrier()
+        self._sync()
+
+    def _once(self, run) -> float:
+        """Seconds for one call of run(): device time on CUDA, host time on CPU."""
         if self.cuda:
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             start.record()
-            for _ in range(inner):
-                run()
+            run()
             end.record()
             end.synchronize()
             return start.elapsed_time(end) / 1e3
         t0 = time.perf_counter()
-        for _ in range(inner):
-            run()
+        run()
         return time.perf_counter() - t0
 
-    def _inner_count(self, run) -> int:
-        self._align()
-        (est,) = self._agree(self._once(run, 1))
-        return max(1, min(MAX_INNER, int(TARGET_SAMPLE_S / max(est, 1e-9))))
-
-    def measure(self, fn, mode: str, cache: str = "warm", warmup: int = 3) -> Stats:
-        """mode: "graph" (replay a captured forward), "eager" (CUDA events) or "host" (CPU)."""
-        run = fn
+    def _forwards(self, fn, mode: str, count: int):
+        """One callable that runs `count` forwards: a graph with them captured back to back, or
+        a plain loop (eager and host modes, where the host cost is part of what is measured)."""
         if mode == "graph":
-            graph = capture_graph(fn, self.ctx.device)
-            run = graph.replay
-        for _ in range(warmup):
-            run()
-        inner = 1 if cache == "cold" else self._inner_count(run)
-        slowest, own = [], []
+            return capture_graph(fn, self.ctx.device, count).replay
+        if count == 1:
+            return fn
+
+        def loop():
+            for _ in range(count):
+                fn()
+
+        return loop
+
+    def _per_forward(self, fn, mode: str) -> float:
+        """A first estimate of one forward's time (slowest rank), to size the samples."""
+        one = self._forwards(fn, mode, 1)
+        one()
+        self._align()
+        (t,) = self.ctx.agree_max(min(self._once(one) for _ in range(3)))
+        return max(t, 1e-9)
+
+    def _warm_up(self, run) -> float:
+        """Calls until warmup_s of wall time has passed on every rank (at least one), back to
+        back or, under a burst policy, with its gaps; returns the wall time spent. Ranks agree
+        after each chunk, so all stop together."""
+        t0 = time.perf_counter()
+        chunk = 1
+        while True:
+            t_chunk = time.perf_counter()
+            for _ in range(chunk):
+                run()
+            self._sync()
+            self._rest(time.perf_counter() - t_chunk)
+            (wall,) = self.ctx.agree_max(time.perf_counter() - t0)
+            if wall >= self.warmup_s:
+                return wall
+            chunk = min(2 * chunk, 64)
+
+    def _rest(self, busy_s: float) -> None:
+        """Under a burst policy, idle long enough that busy_s is at most max_duty of the time."""
+        if self.max_duty < 1:
+            time.sleep(busy_s * (1 / self.max_duty - 1))
+
+    def measure(self, fn, mode: str, cache: str = "warm") -> Stats:
+        """mode: "graph" (replay captured forwards), "eager" (CUDA events) or "host" (CPU)."""
+        inner = 1
+        if cache == "warm":
+            inner = max(1, min(MAX_INNER, round(self.sample_s / self._per_forward(fn, mode))))
+        run = self._forwards(fn, mode, inner)
+        warmup = self._warm_up(run)
+        slowest, own, clocks = [], [], []
+        spread = Spread()
         measured = 0.0
         t_start = time.perf_counter()
         while True:
             if cache == "cold":
                 self.flush()
             self._align()
-            t = self._once(run, inner) / inner
+            t = self._once(run) / inner
+            if self.clock is not None:
+                clocks.append(self.clock())
             own.append(t)
-            t_max, wall = self._agree(t, time.perf_counter() - t_start)
+            t_max, wall = self.ctx.agree_max(t, time.perf_counter() - t_start)
             slowest.append(t_max)
+            spread.add(t_max)
             measured += t_max * inner
-            if self.rule.done(slowest, measured, wall):
+            if self.rule.done(spread, measured, wall):
                 break
+            self._rest(t_max * inner)
+        wall = time.perf_counter() - t_start
         own_median = statistics.median(own)
         if self.ctx.world_size > 1:
             medians = [None] * self.ctx.world_size
@@ -182,12 +268,23 @@ class Sampler:
         else:
             medians = [own_median]
         return summarize(
-            mode, cache, inner, slowest, medians, measured, self.rule, time.perf_counter() - t_start
+            slowest,
+            self.rule,
+            measured,
+            wall,
+            mode=mode,
+            cache=cache,
+            inner=inner,
+            rank_medians=medians,
+            warmup_s=warmup,
+            max_duty=self.max_duty,
+            sm_clock_mhz=clocks,
         )
 
 
-def capture_graph(fn, device) -> torch.cuda.CUDAGraph:
-    """Capture one call of fn in a CUDA graph after warming it on a side stream."""
+def capture_graph(fn, device, count: int = 1) -> torch.cuda.CUDAGraph:
+    """Capture `count` back-to-back calls of fn in one CUDA graph, after warming fn on a side
+    stream (as torch.cuda.graphs asks)."""
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
@@ -196,6 +293,7 @@ def capture_graph(fn, device) -> torch.cuda.CUDAGraph:
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        fn()
+        for _ in range(count):
+            fn()
     torch.cuda.synchronize(device)
     return graph

@@ -40,3 +40,32 @@ def forward_output(ctx, cell_dict, seed):
     y = layer.forward(layer.local_input(x))
     b = None if args.bias is None else args.bias.double()
     return x.double(), args.weight.double(), b, y.double()
+
+
+def measure_uneven_sleeps(ctx):
+    """Rank 1 sleeps twice as long per forward: both ranks must stop on the same sample, and
+    the samples must be rank 1's (the slowest)."""
+    from measure.timing import Sampler, StoppingRule
+
+    rule = StoppingRule(min_samples=4, min_time_s=0.01, max_time_s=2, max_noise=1.0)
+    per = 0.001 * (1 + ctx.rank)
+    stats = Sampler(ctx, rule, sample_s=0.004, warmup_s=0.02).measure(
+        lambda: time.sleep(per), "host"
+    )
+    return stats.as_dict()
+
+
+def fill_uneven_window(ctx):
+    """Forwards that all-reduce, rank 1 entering the window 30 ms late (its clock starts later):
+    the loop must end on the same forward on both ranks, or the rank that stops first leaves
+    the other waiting in all_reduce."""
+    from measure.runner import fill_window
+
+    t = torch.ones(4)
+
+    def forward():
+        time.sleep(0.001)
+        dist.all_reduce(t, group=ctx.group)
+
+    time.sleep(0.03 * ctx.rank)
+    return fill_window(ctx, forward, 0.05), ctx.agree_max(float(ctx.rank), -float(ctx.rank))

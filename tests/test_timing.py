@@ -1,19 +1,22 @@
 """The sampler and its stopping rule, on the host clock with real work."""
 
+import random
+import statistics
 import time
 
 import pytest
 
-from measure.timing import Sampler, StoppingRule, relative_std
+from measure.timing import Sampler, Spread, StoppingRule, relative_std
+from tests import rank_tasks
 
 
 def test_rule_waits_for_samples_and_time_then_noise():
     rule = StoppingRule(min_samples=3, min_time_s=0.01, max_time_s=5, max_noise=0.1)
-    assert not rule.done([1e-3, 1e-3], 1.0, 0.1)  # too few samples
-    assert not rule.done([1e-3] * 5, 0.005, 0.1)  # too little measured time
-    assert not rule.done([1e-3, 2e-3, 1e-3, 3e-3], 1.0, 0.1)  # too noisy
-    assert rule.done([1e-3] * 5, 1.0, 0.1)
-    assert rule.done([1e-3, 9e-3], 0.0, 5.0)  # the cap wins over everything
+    assert not rule.done(Spread([1e-3, 1e-3]), 1.0, 0.1)  # too few samples
+    assert not rule.done(Spread([1e-3] * 5), 0.005, 0.1)  # too little measured time
+    assert not rule.done(Spread([1e-3, 2e-3, 1e-3, 3e-3]), 1.0, 0.1)  # too noisy
+    assert rule.done(Spread([1e-3] * 5), 1.0, 0.1)
+    assert rule.done(Spread([1e-3, 9e-3]), 0.0, 5.0)  # the cap wins over everything
 
 
 def test_relative_std():
@@ -22,17 +25,57 @@ def test_relative_std():
     assert relative_std([1.0, 3.0]) == pytest.approx(2**0.5 / 2)
 
 
+def test_running_spread_matches_statistics():
+    rng = random.Random(7)
+    values = [rng.lognormvariate(-7, 0.3) for _ in range(500)]
+    spread = Spread(values)
+    assert spread.n == 500
+    assert spread.mean == pytest.approx(statistics.fmean(values), rel=1e-12)
+    assert spread.rel_std == pytest.approx(relative_std(values), rel=1e-9)
+    assert Spread([1e-3]).rel_std == float("inf")
+
+
 def test_host_sampler_measures_real_sleeps(solo_ctx):
     rule = StoppingRule(min_samples=5, min_time_s=0.02, max_time_s=2, max_noise=0.2)
-    stats = Sampler(solo_ctx, rule).measure(lambda: time.sleep(0.002), "host")
+    stats = Sampler(solo_ctx, rule, sample_s=0.001, warmup_s=0.01).measure(
+        lambda: time.sleep(0.002), "host"
+    )
     assert len(stats.samples) >= 5
     assert 0.002 <= stats.median < 0.01
     assert stats.min <= stats.q1 <= stats.median <= stats.q3 <= stats.max
     assert stats.measured_s >= 0.02
     assert stats.rank_medians == [pytest.approx(stats.median, rel=0.5)]
+    assert stats.sm_clock_mhz == []  # no NVML clock on the host
+
+
+def test_samples_are_sized_and_preceded_by_a_warm_up(solo_ctx):
+    rule = StoppingRule(min_samples=3, min_time_s=0.01, max_time_s=2, max_noise=1.0)
+    calls = []
+
+    def forward():
+        calls.append(time.perf_counter())
+        time.sleep(0.001)
+
+    stats = Sampler(solo_ctx, rule, sample_s=0.01, warmup_s=0.05).measure(forward, "host")
+    assert 5 <= stats.inner <= 10  # ~10 ms samples of >= 1 ms forwards
+    assert stats.warmup_s >= 0.05
+    assert len(calls) >= stats.inner * len(stats.samples) + 0.05 / 0.002
+    assert 0.5 < stats.duty <= 1.0  # the host loop is the only gap between samples
 
 
 def test_cold_samples_take_one_forward_each(solo_ctx):
     rule = StoppingRule(min_samples=3, min_time_s=1e-4, max_time_s=2, max_noise=1.0)
-    stats = Sampler(solo_ctx, rule).measure(lambda: time.sleep(1e-4), "host", cache="cold")
+    stats = Sampler(solo_ctx, rule, warmup_s=0).measure(
+        lambda: time.sleep(1e-4), "host", cache="cold"
+    )
     assert stats.inner == 1 and stats.cache == "cold"
+
+
+def test_ranks_stop_together_on_the_slowest_ranks_samples(gloo_pair):
+    r0, r1 = gloo_pair.run(rank_tasks.measure_uneven_sleeps)
+    assert r0["samples"] == r1["samples"]  # one agreed series, so one stopping decision
+    assert r0["inner"] == r1["inner"]
+    assert r0["rank_medians"] == r1["rank_medians"]
+    fast, slow = r0["rank_medians"]
+    assert slow > 1.5 * fast
+    assert r0["median"] == pytest.approx(slow, rel=0.2)
