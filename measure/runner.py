@@ -119,7 +119,7 @@ def run_phase1(ctx, cell_dict: dict, seed: int, options: dict) -> dict:
     result["errors"] = check(ctx, cell, layer, x, args)
     result["state_start"] = nvml.state(ctx.device) if ctx.device.type == "cuda" else {}
     rule = StoppingRule(**options["rule"])
-    sampler = Sampler(ctx, rule)
+    sampler = Sampler(ctx, rule, **options["sampling"])
     xl = layer.local_input(x)
     cuda = ctx.device.type == "cuda"
     graph_ok = cuda and (ctx.world_size == 1 or ctx.backend == "nccl")
@@ -161,21 +161,29 @@ def meter_energy(ctx, layer, xl, mode, options, tokens) -> dict:
     ctx.barrier()
     idle = energy.idle_power(meter, options["idle_s"])
     ctx.barrier()
-    forwards, chunk = 0, 1
     meter.begin_window("forward")
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < options["energy_window_s"]:
-        for _ in range(chunk):
-            run()
-        forwards += chunk
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)  # keep the host from queueing far past the window
-        chunk = min(chunk * 2, 1024)
+    forwards = fill_window(ctx, run, options["energy_window_s"])
     window = meter.end_window("forward")
     fig = energy.energy_figures(window, idle, forwards, tokens)
     fig["series"] = window.samples
     ctx.barrier()
     return fig
+
+
+def fill_window(ctx, run, window_s: float) -> int:
+    """Back-to-back forwards in doubling chunks until window_s has passed on every rank;
+    returns how many ran. The ranks agree after each chunk, so all run the same number."""
+    forwards, chunk, t0 = 0, 1, time.perf_counter()
+    while True:
+        for _ in range(chunk):
+            run()
+        forwards += chunk
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)  # keep the host from queueing far past the window
+        (elapsed,) = ctx.agree_max(time.perf_counter() - t0)
+        if elapsed >= window_s:
+            return forwards
+        chunk = min(chunk * 2, 1024)
 
 
 def ceilings_task(ctx) -> dict:

@@ -10,6 +10,7 @@ import torch
 
 from measure import energy, nvml
 from measure.errors import MeterUnavailable
+from tests import rank_tasks
 
 
 @pytest.fixture
@@ -96,3 +97,9 @@ def test_idle_power_reads_a_real_interval_after_settling(powercap):
     idle = energy.idle_power(energy.RaplMeter(powercap), 0.1)
     assert idle.settle_s == 0.0 and idle.seconds >= 0.1
     assert idle.watts == pytest.approx(50, rel=0.2)
+
+
+def test_energy_window_ends_on_the_same_forward_on_every_rank(gloo_pair):
+    (n0, agreed0), (n1, agreed1) = gloo_pair.run(rank_tasks.fill_uneven_window)
+    assert n0 == n1 and n0 >= 1
+    assert agreed0 == agreed1 == [1.0, 0.0]  # each value's maximum over the two ranks
