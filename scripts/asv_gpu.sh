@@ -11,8 +11,10 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation -e .
 git rev-parse -q --verify HEAD >/dev/null 2>&1 || { git init -q -b main; git add -A; git -c user.email=bench@localhost -c user.name=bench -c commit.gpgsign=false commit -qm "device copy" 2>&1 | tail -3; git log --oneline | head -1; }
 python3 -m asv machine --yes > /dev/null
 timeout 400 python3 -m asv run --python=same --quick --set-commit-hash "$(git rev-parse HEAD)" 2>&1 | grep -v "^ *$" | tee "$OUT/asv_run.txt" | tail -n 40
-timeout 150 python3 -m pytest -p no:cacheprovider bench --suite asv -q --benchmark-json "$OUT/asv_cells_pytest.json" \
-  --bs-results "$OUT/r" 2>&1 | grep -E "passed|failed"
+PYTHONUNBUFFERED=1 timeout 240 python3 -m pytest -p no:cacheprovider bench --suite asv -v --durations=10 \
+  --benchmark-json "$OUT/asv_cells_pytest.json" --bs-results "$OUT/r" > "$OUT/asv_cells_pytest.txt" 2>&1
+grep -E "passed|failed|s call|s setup" "$OUT/asv_cells_pytest.txt"
+tar czf "$OUT/records.tgz" -C "$OUT" r && rm -rf "$OUT/r"
 cp "$(ls results/asv/*/*.json | grep -v machine.json | head -1)" "$OUT/asv_results.json" 2>/dev/null
 python3 - "$OUT" <<'PY'
 import json, sys, glob
