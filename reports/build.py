@@ -52,6 +52,10 @@ def _section(t: pd.DataFrame, checked: pd.DataFrame, out: Path, prefix: str, tit
             "host_overhead_s",
             "j_per_token",
             "rel_fro_error",
+            "load",
+            "duty",
+            "sm_clock_mhz_median",
+            "sm_clock_mhz_min",
             "throttled",
             "stopped_by",
         ]
