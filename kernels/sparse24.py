@@ -1,8 +1,8 @@
 """A 2:4 half W_g = W*M_g ready to multiply, on the backend the machine offers.
 
 - "cslt": torch._cslt_compress once, then torch._cslt_sparse_mm with the algorithm id that
-  torch._cslt_sparse_mm_search picked (searched once, outside any timed region): no per-call
-  descriptor or dispatch cost beyond one op.
+  torch._cslt_sparse_mm_search picked (searched outside any timed region, once per machine and
+  shape: see kernels/alg_cache.py): no per-call descriptor or dispatch cost beyond one op.
 - "flinear": torch.sparse.to_sparse_semi_structured and F.linear, the path most users write;
   kept selectable so its per-call host cost is measured beside "cslt", not asserted.
 - "emulated": masked dense math on the CPU (no semi-structured kernels exist there). Every
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kernels import alg_cache
 from measure.errors import CellSpecError
 
 BACKENDS = ("cslt", "flinear", "emulated")
@@ -65,6 +66,7 @@ class SemiStructuredHalf:
         self.backend = backend
         self.bias = bias
         self.alg_id: int | None = None
+        self.alg_source: str | None = None
         self.search_error: str | None = None
         if backend == "emulated":
             self.weight = w_masked.contiguous()
@@ -77,15 +79,27 @@ class SemiStructuredHalf:
             self.stored_bytes = _tensor_bytes(self.weight.packed)
         else:
             self.packed = torch._cslt_compress(w_masked)
-            self.alg_id = 0
+            self.alg_id, self.alg_source = 0, "default"
             if search_is_safe(w_masked.dtype):
-                found = torch._cslt_sparse_mm_search(
-                    self.packed, x_example.t(), transpose_result=True
-                )
-                self.alg_id = int(found[0] if isinstance(found, tuple) else found)
+                self.alg_id, self.alg_source = self._choose_alg(w_masked, x_example)
             else:
                 self.search_error = FP16_SEARCH_BROKEN
             self.stored_bytes = _tensor_bytes(self.packed)
+
+    def _choose_alg(self, w: torch.Tensor, x: torch.Tensor) -> tuple[int, str]:
+        """The cached alg id for this machine and shape, else the search's (then cached)."""
+        path = alg_cache.cache_path()
+        name = torch.cuda.get_device_name(w.device)
+        k = alg_cache.key(name, w.dtype, w.shape[0], w.shape[1], x.shape[0])
+        if path is not None:
+            alg = alg_cache.lookup(path, k)
+            if alg is not None:
+                return alg, f"cache {path}"
+        found = torch._cslt_sparse_mm_search(self.packed, x.t(), transpose_result=True)
+        alg = int(found[0] if isinstance(found, tuple) else found)
+        if path is not None:
+            alg_cache.store(path, k, alg)
+        return alg, "search"
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "cslt":

@@ -82,6 +82,7 @@ def phase1_info(cell, results: list[dict], ceilings: dict, environment: dict) ->
         "achieved_tflop_per_s": work["flops"] / median / 1e12,
         "kernel_backend": r0["kernel_backend"],
         "alg_id": [r["alg_id"] for r in results],
+        "alg_source": [r.get("alg_source") for r in results],
         "process_group_backend": r0["process_group_backend"],
         "shared_device": r0["shared_device"],
         "throttled": _throttled(results),

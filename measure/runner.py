@@ -97,6 +97,7 @@ def _base(ctx, cell, layer, build_peak, seed):
         "kernel_backend": getattr(getattr(layer, "half", None), "backend", None) or "dense",
         "emulated": ctx.device.type != "cuda",
         "alg_id": layer.alg_id,
+        "alg_source": getattr(getattr(layer, "half", None), "alg_source", None),
         "alg_search_error": getattr(getattr(layer, "half", None), "search_error", None),
         "weight_bytes": layer.weight_bytes,
         "peak_build_bytes": build_peak,
