@@ -16,13 +16,20 @@ PYTHONUNBUFFERED=1 timeout 240 python3 -m pytest -p no:cacheprovider bench --sui
 grep -E "passed|failed|s call|s setup" "$OUT/asv_cells_pytest.txt"
 tar czf "$OUT/records.tgz" -C "$OUT" r && rm -rf "$OUT/r"
 cp "$(ls results/asv/*/*.json | grep -v machine.json | head -1)" "$OUT/asv_results.json" 2>/dev/null
+tar czf "$OUT/asv-records.tgz" results/asv-records
 python3 - "$OUT" <<'PY'
 import json, sys, glob
 out = sys.argv[1]
-pb = {b["name"].split("[")[1].split("-")[0]: b["stats"]["median"] for b in json.load(open(f"{out}/asv_cells_pytest.json"))["benchmarks"]}
+pb = {b["name"].split("[")[1].split("-")[0]: b for b in json.load(open(f"{out}/asv_cells_pytest.json"))["benchmarks"]}
+alg = {}
+for f in glob.glob("results/asv-records/*/cells/phase1/*.json"):
+    doc = json.load(open(f))
+    alg[f.split("/")[-1].split("-")[0]] = [r["alg_id"] for r in doc["ranks"]]
 res = json.load(open(f"{out}/asv_results.json"))["results"]["cells.DeviceTime.track_forward"]
 methods, values = res[1][0], res[0]
 for m, v in zip(methods, values):
     m = m.strip("'")
-    print(f"{m:20s} asv {v*1e3:.4f} ms  pytest-benchmark {pb[m]*1e3:.4f} ms  ratio {v/pb[m]:.3f}")
+    p = pb[m]["stats"]["median"]
+    print(f"{m:20s} asv {v*1e3:.4f} ms (alg {alg.get(m)})  pytest-benchmark {p*1e3:.4f} ms "
+          f"(alg {pb[m]['extra_info']['alg_id']}, {pb[m]['extra_info'].get('alg_source')})  ratio {v/p:.3f}")
 PY

@@ -9,9 +9,16 @@ the machine cannot measure (peak memory and energy on a CPU).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from measure.matrix import TIMING_DEFAULTS, load_matrix
 from measure.ranks import PoolRegistry
+from measure.records import RunRecords
 from measure.session import BenchSession
+
+# asv runs benchmarks in a temporary folder; the harness's own records of the cells asv times
+# (alg ids, clocks, errors: what asv's results cannot hold) go beside the project's results.
+RECORDS = Path(__file__).resolve().parents[2] / "results" / "asv-records"
 
 SUITE = load_matrix().suite("asv")
 CELLS = [c for c in SUITE.cells if c.phase == "phase1"]
@@ -37,7 +44,8 @@ if len(_KEYS) != len(CELLS):
 
 
 def run_suite():
-    """Every asv cell through the harness; returns {key: figures}. Correctness is asserted."""
+    """Every asv cell through the harness; returns {key: figures}. Correctness is asserted and
+    each cell's record is written under results/asv-records/<run_id>/."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -49,7 +57,7 @@ def run_suite():
         device_type=device,
         timing=timing,
         options={"backend": "auto", "mode": "graph", "energy": True},
-        records=None,
+        records=RunRecords(RECORDS),
         registry_factory=lambda: PoolRegistry(device),
     )
     out = {}
