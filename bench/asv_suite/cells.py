@@ -16,11 +16,15 @@ from measure.ranks import PoolRegistry
 from measure.records import RunRecords
 from measure.session import BenchSession
 
-# asv runs benchmarks in a temporary folder; the harness's own records of the cells asv times
+# asv imports this file from the checkout it runs in, but `measure` from the environment it
+# built for the commit under test (a wheel, without benchmarks.json), so the matrix is read from
+# the checkout, as asv does with benchmarks. The harness's own records of the cells asv times
 # (alg ids, clocks, errors: what asv's results cannot hold) go beside the project's results.
-RECORDS = Path(__file__).resolve().parents[2] / "results" / "asv-records"
+CHECKOUT = Path(__file__).resolve().parents[2]
+MATRIX = CHECKOUT / "benchmarks.json"
+RECORDS = CHECKOUT / "results" / "asv-records"
 
-SUITE = load_matrix().suite("asv")
+SUITE = load_matrix(MATRIX).suite("asv")
 CELLS = [c for c in SUITE.cells if c.phase == "phase1"]
 # asv runs every parameter combination in its own process, so the params are the fewest cell
 # axes (method first, then the others in matrix order) that tell the suite's cells apart:
@@ -51,7 +55,7 @@ def run_suite():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     timing = {**TIMING_DEFAULTS, **SUITE.timing}
     bench = BenchSession(
-        matrix=load_matrix(),
+        matrix=load_matrix(MATRIX),
         suite=SUITE,
         seed=1,
         device_type=device,
