@@ -58,14 +58,19 @@ def ratios(t: pd.DataFrame, num: str, den: str, num_mask=None) -> pd.DataFrame:
 
 
 def _verdict(r: pd.DataFrame, claim_below_one: bool) -> str:
+    """supported or refuted only when every cell's 95% interval says so; cells that disagree
+    make it mixed, with the count, so one favourable cell never speaks for the grid."""
     if r.empty:
         return "not yet measured"
     wins = (r.hi < 1) if claim_below_one else (r.lo > 1)
     losses = (r.lo > 1) if claim_below_one else (r.hi < 1)
-    if wins.any():
+    if wins.all():
         return "supported"
     if losses.all():
         return "refuted"
+    if wins.any():
+        won, lost = int(wins.sum()), int(losses.sum())
+        return f"mixed: supported in {won} of {len(r)} cells, refuted in {lost}"
     return "inconclusive"
 
 

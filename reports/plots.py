@@ -78,7 +78,7 @@ def breakdown(t, out, prefix):
     df.plot.barh(stacked=True, ax=ax)
     ax.set(
         xlabel="ms per forward",
-        title=f"breakdown at N={big.N.max()} (compress: not measured, phase3 not built)",
+        title=f"breakdown at N={big.N.max()}\n(compress: not measured, phase3 not built)",
     )
     return _save(fig, out, prefix + "breakdown.png")
 

@@ -88,3 +88,20 @@ def test_bad_inputs_are_named_and_leave_the_folder_untouched(tmp_path, capsys):
             build([bad], out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report-")]
+
+
+def test_a_verdict_needs_every_cell():
+    import pandas as pd
+
+    from reports.analysis import _verdict
+
+    def table(*intervals):
+        return pd.DataFrame([{"lo": lo, "hi": hi} for lo, hi in intervals])
+
+    assert _verdict(table((0.5, 0.6), (0.7, 0.8)), True) == "supported"
+    assert _verdict(table((1.2, 1.3), (2.0, 2.1)), True) == "refuted"
+    assert _verdict(table((0.5, 0.6), (1.2, 1.3), (2.0, 2.1)), True) == (
+        "mixed: supported in 1 of 3 cells, refuted in 2"
+    )
+    assert _verdict(table((0.9, 1.1)), True) == "inconclusive"
+    assert _verdict(table(), True) == "not yet measured"
