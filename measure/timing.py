@@ -30,10 +30,11 @@ import torch
 import torch.distributed as dist
 
 from measure import nvml
+from measure.matrix import TIMING_DEFAULTS
 
 CPU_FLUSH_BYTES = 64 << 20
-SAMPLE_S = 0.01  # a warm sample holds enough forwards to last about this long
-WARMUP_S = 0.5  # back-to-back forwards before the first sample
+SAMPLE_S = TIMING_DEFAULTS["sample_s"]  # a warm sample lasts about this long
+WARMUP_S = TIMING_DEFAULTS["warmup_s"]  # forwards before the first sample, seconds
 MAX_INNER = 1000  # forwards per warm sample, at most (also the unrolled graph's length)
 
 
