@@ -62,6 +62,16 @@ TIMING_KEYS = {
 ZERO_OK = {"warmup_s"}  # no warm-up beyond one call is a valid (if unwise) policy
 
 
+def timing_value_problem(key: str, v) -> str | None:
+    """What is wrong with a timing value (from benchmarks.json or an option), or None."""
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not number or not v >= 0 or (v == 0 and key not in ZERO_OK):
+        return f"must be a positive number, got {v!r}"
+    if key == "max_duty" and v > 1:
+        return f"is a fraction of the time, at most 1; got {v!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """One point of the matrix: what a parametrized pytest cell runs."""
@@ -256,11 +266,9 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         timing = sdoc.get("timing", {})
         _check_keys(path, f"{where}.timing", timing, TIMING_KEYS)
         for k, v in timing.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-                if not (k in ZERO_OK and v == 0):
-                    _fail(path, f"{where}.timing.{k}", f"must be a positive number, got {v!r}")
-            if k == "max_duty" and v > 1:
-                _fail(path, f"{where}.timing.{k}", f"is a fraction of time, at most 1; got {v!r}")
+            problem = timing_value_problem(k, v)
+            if problem:
+                _fail(path, f"{where}.timing.{k}", problem)
         cells: list[CellSpec] = []
         for i, block in enumerate(sdoc.get("blocks", [])):
             cells += _expand_block(path, f"{where}.blocks[{i}]", block, axes)

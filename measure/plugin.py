@@ -18,13 +18,17 @@ from measure.matrix import (
     DEFAULT_PATH,
     TIMING_DEFAULTS,
     TIMING_KEYS,
-    ZERO_OK,
     CellSpec,
     load_matrix,
+    timing_value_problem,
 )
 from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
 from measure.runner import preflight
 from measure.session import BenchSession
+
+
+def _default(key: str) -> str:
+    return f"the suite's, else {TIMING_DEFAULTS[key]:g}"
 
 
 def pytest_addoption(parser):
@@ -76,39 +80,40 @@ def pytest_addoption(parser):
         "--bs-min-samples",
         type=int,
         default=None,
-        help="stopping rule: at least this many samples (default: the suite's, else 10)",
+        help=f"stopping rule: at least this many samples (default: {_default('min_samples')})",
     )
     g.addoption(
         "--bs-min-time",
         type=float,
         default=None,
-        help="stopping rule: at least this much measured time, s (default: suite, else 0.5)",
+        help="stopping rule: at least this much measured time, s "
+        f"(default: {_default('min_time_s')})",
     )
     g.addoption(
         "--bs-max-time",
         type=float,
         default=None,
-        help="stopping rule: wall-time cap per measurement, s (default: suite, else 15)",
+        help=f"stopping rule: wall-time cap per measurement, s (default: {_default('max_time_s')})",
     )
     g.addoption(
         "--bs-max-noise",
         type=float,
         default=None,
-        help="stopping rule: stop once relative std <= this (default: suite, else 0.005)",
+        help=f"stopping rule: stop once relative std <= this (default: {_default('max_noise')})",
     )
     g.addoption(
         "--bs-sample-time",
         type=float,
         default=None,
         help="seconds one warm sample lasts (forwards per sample sized to it; default: "
-        "suite, else 0.01)",
+        f"{_default('sample_s')})",
     )
     g.addoption(
         "--bs-warmup",
         type=float,
         default=None,
         help="seconds of back-to-back forwards before sampling, so clocks and power reach "
-        "their loaded state (0: one call; default: suite, else 0.5)",
+        f"their loaded state (0: one call; default: {_default('warmup_s')})",
     )
     g.addoption(
         "--bs-max-duty",
@@ -129,13 +134,14 @@ def pytest_addoption(parser):
         type=float,
         default=None,
         dest="energy_window",
-        help="seconds of back-to-back forwards per energy window (default: suite, else 1)",
+        help="seconds of back-to-back forwards per energy window "
+        f"(default: {_default('energy_window_s')})",
     )
     g.addoption(
         "--bs-idle-seconds",
         type=float,
         default=None,
-        help="seconds of idle power measured before each window (default: suite, else 0.5)",
+        help=f"seconds of idle power measured before each window (default: {_default('idle_s')})",
     )
 
 
@@ -164,10 +170,9 @@ def _timing(config, suite) -> dict:
     for key, opt in overrides.items():
         v = config.getoption(opt)
         if v is not None:
-            if v < 0 or (v == 0 and key not in ZERO_OK):
-                raise pytest.UsageError(f"{opt} must be positive, got {v}")
-            if key == "max_duty" and v > 1:
-                raise pytest.UsageError(f"{opt} is a fraction of the time, at most 1; got {v}")
+            problem = timing_value_problem(key, v)
+            if problem:
+                raise pytest.UsageError(f"{opt} {problem}")
             t[key] = TIMING_KEYS[key](v)
     return t
 

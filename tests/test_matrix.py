@@ -61,6 +61,8 @@ def _block(doc, i=0, suite="smoke"):
         (lambda d: _block(d, 3).update(N=[130]), r"N \(input features\) a multiple of 4"),
         (lambda d: _block(d, 3).update(workload=["gausian"]), r"did you mean 'gaussian'"),
         (lambda d: d["suites"]["smoke"].update(timing={"max_noise": -1}), r"positive number"),
+        (lambda d: d["suites"]["smoke"].update(timing={"max_duty": 1.5}), r"at most 1; got 1.5"),
+        (lambda d: d["suites"]["smoke"].update(timing={"min_time_s": 0}), r"positive number"),
         (
             lambda d: d["axes"]["method"].append("sparse_magic"),
             r"'sparse_magic' is not implemented",
@@ -116,3 +118,9 @@ def test_gpu_only_rules_are_checked_before_anything_runs():
     )
     with pytest.raises(CellSpecError, match="B a multiple of 8, got 12"):
         preflight(ragged, "cuda")
+
+
+def test_a_zero_warm_up_is_a_valid_policy(write):
+    path = write(lambda d: d["suites"]["smoke"]["timing"].update(warmup_s=0, max_duty=0.4))
+    timing = load_matrix(path).suite("smoke").timing
+    assert timing["warmup_s"] == 0 and timing["max_duty"] == 0.4
