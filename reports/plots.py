@@ -83,15 +83,35 @@ def breakdown(t, out, prefix):
     return _save(fig, out, prefix + "breakdown.png")
 
 
-def pct_floor(t, out, prefix):
+def _lines(t, y, name, out, ylabel, title, loglog=False, ref=None, needs=None):
+    """One line per (series, B) of y(group) against N: the shape of the per-cell plots. With
+    `needs`, only rows where that column is measured, and no plot (None) where none is."""
+    if needs is not None:
+        if needs not in t or t[needs].isna().all():
+            return None
+        t = t[t[needs].notna()]
     t = _series(t)
     fig, ax = plt.subplots(figsize=(7, 4))
+    plot = ax.loglog if loglog else ax.semilogx
     for (s, b), g in t.groupby(["series", "B"]):
-        ax.semilogx(g.N, 100 * g.floor_s / g.median_s, "o-", label=f"{s} B={b}")
-    ax.axhline(100, color="k", lw=0.8)
-    ax.set(xlabel="N", ylabel="% of floor", title="measured against the machine's floor")
+        plot(g.N, y(g), "o-", label=f"{s} B={b}")
+    if ref is not None:
+        ax.axhline(ref, color="k", lw=0.8)
+    ax.set(xlabel="N", ylabel=ylabel, title=title)
     ax.legend(fontsize=6)
-    return _save(fig, out, prefix + "pct_of_floor.png")
+    return _save(fig, out, name)
+
+
+def pct_floor(t, out, prefix):
+    return _lines(
+        t,
+        lambda g: 100 * g.floor_s / g.median_s,
+        prefix + "pct_of_floor.png",
+        out,
+        "% of floor",
+        "measured against the machine's floor",
+        ref=100,
+    )
 
 
 def memory(t, out, prefix):
@@ -115,15 +135,16 @@ def memory(t, out, prefix):
 
 
 def energy(t, out, prefix):
-    if "j_per_token" not in t or t.j_per_token.isna().all():
-        return None
-    t = _series(t[t.j_per_token.notna()])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (s, b), g in t.groupby(["series", "B"]):
-        ax.loglog(g.N, g.j_per_token, "o-", label=f"{s} B={b}")
-    ax.set(xlabel="N", ylabel="J per token (idle subtracted)", title="energy per token")
-    ax.legend(fontsize=6)
-    return _save(fig, out, prefix + "j_per_token.png")
+    return _lines(
+        t,
+        lambda g: g.j_per_token,
+        prefix + "j_per_token.png",
+        out,
+        "J per token (idle subtracted)",
+        "energy per token",
+        loglog=True,
+        needs="j_per_token",
+    )
 
 
 def errors(t, out, prefix):
@@ -140,12 +161,12 @@ def errors(t, out, prefix):
 
 
 def quality_speed(t, out, prefix):
-    if "mean_abs_error" not in t or t.mean_abs_error.isna().all():
-        return None
-    t = _series(t[t.mean_abs_error.notna()])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (s, b), g in t.groupby(["series", "B"]):
-        ax.semilogx(g.N, (1 / g.median_s) / (1 + g.mean_abs_error), "o-", label=f"{s} B={b}")
-    ax.set(xlabel="N", ylabel="forwards/s / (1 + mean abs error)", title="quality-adjusted speed")
-    ax.legend(fontsize=6)
-    return _save(fig, out, prefix + "quality_speed.png")
+    return _lines(
+        t,
+        lambda g: (1 / g.median_s) / (1 + g.mean_abs_error),
+        prefix + "quality_speed.png",
+        out,
+        "forwards/s / (1 + mean abs error)",
+        "quality-adjusted speed",
+        needs="mean_abs_error",
+    )

@@ -97,11 +97,11 @@ class _Cell:
             raise NotImplementedError(f"{self.figure} is not measured on this machine")
 
 
-def _track(figure: str, unit: str):
-    """A track_ method returning one figure of the cell (the cache holds every cell's)."""
+def _track(unit: str):
+    """A track_ method returning the class's figure of the cell (the cache holds every cell's)."""
 
     def track(self, cache, *params):
-        return cache[_key(*params)][figure]
+        return cache[_key(*params)][self.figure]
 
     track.unit = unit
     track.version = "1"
@@ -110,19 +110,19 @@ def _track(figure: str, unit: str):
 
 class DeviceTime(_Cell):
     figure = "median_s"
-    track_forward = _track(figure, "seconds")
+    track_forward = _track("seconds")
 
 
 class PercentOfFloor(_Cell):
     figure = "pct_of_floor"
-    track_pct_of_floor = _track(figure, "%")
+    track_pct_of_floor = _track("%")
 
 
 class PeakMemory(_Cell):
     figure = "peak_bytes"
-    track_peak_forward_memory = _track(figure, "bytes")
+    track_peak_forward_memory = _track("bytes")
 
 
 class Energy(_Cell):
     figure = "j_per_forward"
-    track_joules_per_forward = _track(figure, "J")
+    track_joules_per_forward = _track("J")
