@@ -16,7 +16,7 @@ from kernels.sparse24 import check_shape, default_backend
 from measure import checks, energy, nvml
 from measure.errors import MeterUnavailable
 from measure.matrix import CellSpec
-from measure.timing import Sampler, StoppingRule
+from measure.timing import Sampler, StoppingRule, capture_graph
 from measure.workloads import make_inputs
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -156,8 +156,6 @@ def meter_energy(ctx, layer, xl, mode, options, tokens) -> dict:
         return {"energy": "unavailable", "reason": str(e)}
     run = lambda: layer.forward(xl)  # noqa: E731
     if mode == "graph":
-        from measure.timing import capture_graph
-
         run = capture_graph(run, ctx.device).replay
     ctx.barrier()
     idle = energy.idle_power(meter, options["idle_s"])
