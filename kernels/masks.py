@@ -13,7 +13,7 @@ import itertools
 
 import torch
 
-from measure.errors import MaskError, closest
+from common.errors import MaskError, closest
 
 _PATTERNS = {
     "complement_1100_0011": (1, 1, 0, 0),

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common.errors import CellSpecError
 from kernels import alg_cache
-from measure.errors import CellSpecError
 
 BACKENDS = ("cslt", "flinear", "emulated")
 

@@ -17,9 +17,9 @@ import math
 
 import torch
 
-from measure.errors import CorrectnessError
+from common.dtypes import UNIT_ROUNDOFF
+from common.errors import CorrectnessError
 
-UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11, torch.float32: 2.0**-24}
 ACCUMULATOR_ROUNDOFF = 2.0**-24
 REFERENCE_CHUNK_BYTES = 1 << 30
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from common.errors import MeterUnavailable
 from measure import nvml
-from measure.errors import MeterUnavailable
 
 RAPL = Path("/sys/class/powercap/intel-rapl:0")
 

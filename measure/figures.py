@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 
+from common.dtypes import DTYPES
 from measure import floors
 from measure.nvml import THROTTLE_MASK
-from measure.runner import DTYPES
 
 
 def _median(results, key):

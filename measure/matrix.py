@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from measure.errors import MatrixError, closest
+from common.dtypes import DTYPE_NAMES
+from common.errors import MatrixError, closest
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks.json"
 SCHEMA_VERSION = 1
@@ -30,7 +31,6 @@ METHOD_RULES: dict[str, dict] = {
     "block_shock_half": {"world_size": 1, "mask": True},
 }
 PERIODIC_MASKS = ("complement_1100_0011", "complement_1010_0101", "complement_1001_0110")
-DTYPES = ("bf16", "fp16", "fp32")
 AXES = ("phase", "method", "N", "N_out", "B", "dtype", "mask", "workload", "world_size", "bias")
 LIST_AXES = ("phase", "method", "dtype", "mask", "workload", "bias")
 INT_AXES = ("N", "N_out", "B", "world_size")
@@ -247,7 +247,7 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         )
     axes = doc.get("axes", {})
     _check_keys(path, "axes", axes, LIST_AXES)
-    known = {"method": METHOD_RULES, "dtype": DTYPES, "phase": ("phase0", "phase1")}
+    known = {"method": METHOD_RULES, "dtype": DTYPE_NAMES, "phase": ("phase0", "phase1")}
     for axis, implemented in known.items():
         for v in axes.get(axis, []):
             if v not in implemented:

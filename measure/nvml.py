@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from measure.errors import MeterUnavailable
+from common.errors import MeterUnavailable
 
 try:
     import pynvml

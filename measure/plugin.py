@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.errors import BenchError
 from measure import records as rec
-from measure.errors import BenchError
 from measure.matrix import (
     DEFAULT_PATH,
     TIMING_DEFAULTS,

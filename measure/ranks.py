@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from measure.errors import RankError, RankTimeout
+from common.errors import RankError, RankTimeout
 
 DEFAULT_TIMEOUT_S = 120.0
 _GRACE_S = 5.0  # how long the other ranks get to finish after one rank raised

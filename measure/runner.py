@@ -10,16 +10,15 @@ import time
 
 import torch
 
+from common.dtypes import DTYPES
+from common.errors import MeterUnavailable
 from kernels.masks import make_mask_pair
 from kernels.methods import METHODS, BuildArgs
 from kernels.sparse24 import check_shape, default_backend
 from measure import checks, energy, nvml
-from measure.errors import MeterUnavailable
 from measure.matrix import CellSpec
 from measure.timing import Sampler, StoppingRule, capture_graph
 from measure.workloads import make_inputs
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def resolve_backend(method: str, device_type: str, requested: str) -> str | None:

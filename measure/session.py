@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import torch.distributed as dist
 
+from common.errors import CorrectnessError
 from measure import figures
 from measure.checks import assert_correct
-from measure.errors import CorrectnessError
 from measure.figures import marks
 from measure.matrix import Matrix, Suite
 from measure.records import RunRecords

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from measure.errors import CellSpecError, closest
+from common.errors import CellSpecError, closest
 
 FIXED_SEED = 1234
 

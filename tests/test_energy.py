@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
+from common.errors import MeterUnavailable
 from measure import energy, nvml
-from measure.errors import MeterUnavailable
 from tests import rank_tasks
 
 

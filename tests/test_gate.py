@@ -2,8 +2,8 @@
 
 import pytest
 
+from common.errors import CorrectnessError
 from kernels.methods import BlockShockHalf
-from measure.errors import CorrectnessError
 from measure.matrix import CellSpec, load_matrix
 from measure.records import RunRecords, read_json
 from measure.runner import run_phase0

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from common.errors import MaskError
 from kernels.masks import MASKS, make_mask_pair, periodic_columns, validate_pair
-from measure.errors import MaskError
 
 
 @pytest.fixture

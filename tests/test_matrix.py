@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from measure.errors import MatrixError
+from common.errors import MatrixError
 from measure.matrix import DEFAULT_PATH, METHOD_RULES, PERIODIC_MASKS, load_matrix
 
 
@@ -96,7 +96,7 @@ def test_every_periodic_mask_is_in_the_axes():
 
 
 def test_gpu_only_rules_are_checked_before_anything_runs():
-    from measure.errors import CellSpecError
+    from common.errors import CellSpecError
     from measure.matrix import CellSpec
     from measure.runner import preflight
 

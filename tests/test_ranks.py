@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from measure.errors import RankError, RankTimeout
+from common.errors import RankError, RankTimeout
 from measure.ranks import RankPool
 from tests.rank_tasks import all_reduce_rank_plus_one, raise_on_rank1, rank_and_pid, sleep_on_rank0
 

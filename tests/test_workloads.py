@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from measure.errors import CellSpecError
+from common.errors import CellSpecError
 from measure.workloads import FIXED_SEED, WORKLOADS, describe
 
 
