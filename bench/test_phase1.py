@@ -1,7 +1,8 @@
 """phase1: forward time on the device, stored by pytest-benchmark as device seconds.
 
-The sampler measures on the ranks (CUDA events, or the host clock on CPU); the samples are
-replayed into pytest-benchmark through DEVICE_CLOCK, and the rest goes into extra_info.
+`bench.run` checks the cell first and raises (after writing its record) if the check failed,
+so only a passed cell's samples are replayed into pytest-benchmark, through DEVICE_CLOCK; the
+derived figures go into extra_info.
 """
 
 import pytest
@@ -10,9 +11,8 @@ from measure.replay import DEVICE_CLOCK
 
 
 @pytest.mark.benchmark(timer=DEVICE_CLOCK)
-def phase1(cell, ranks, bench, cell_seed, benchmark):
-    results, info = bench.phase1(cell, cell_seed)
+def phase1(cell, bench, benchmark):
+    result = bench.run(cell)
     benchmark.group = f"N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
-    benchmark.extra_info.update(info)
-    DEVICE_CLOCK.replay(benchmark, results[0]["timing"]["forward"]["samples"])
-    bench.finish(cell, results, info)
+    benchmark.extra_info.update(result.figures)
+    DEVICE_CLOCK.replay(benchmark, result.ranks[0].forward.samples)

@@ -24,7 +24,8 @@ _TWO_OF_FOUR = torch.tensor(
     [[1 if i in c else 0 for i in range(4)] for c in itertools.combinations(range(4), 2)],
     dtype=torch.bool,
 )
-MASKS = (*_PATTERNS, "random_2of4", "magnitude_2of4")
+PERIODIC_MASKS = tuple(_PATTERNS)
+MASKS = (*PERIODIC_MASKS, "random_2of4", "magnitude_2of4")
 
 
 def periodic_columns(name: str, n_in: int, rank: int) -> torch.Tensor:

@@ -33,7 +33,8 @@ class BuildArgs:
 
 
 class Method:
-    """Base: subclasses set `weight_bytes`, `collective`, and implement compute."""
+    """Base: subclasses set `weight_bytes` and implement compute. `name`, `collective` and
+    `semi_structured` come from the method's spec in kernels/registry.py."""
 
     name = ""
     collective: str | None = None  # "all_reduce", "all_gather" or None
@@ -86,8 +87,6 @@ class Method:
 
 
 class DenseSingle(Method):
-    name = "dense_single"
-
     def build(self, a):
         self.w, self.b = a.weight.contiguous(), a.bias
         self.weight_bytes = self._bytes(self.w, self.b)
@@ -98,9 +97,6 @@ class DenseSingle(Method):
 
 class DenseTPRow(Method):
     """Row-parallel TP: input features split in contiguous blocks, partial sums all-reduced."""
-
-    name = "dense_tp_row"
-    collective = "all_reduce"
 
     def _columns(self, n_in):
         step = n_in // self.ws
@@ -125,8 +121,6 @@ class DenseTPInterleaved(DenseTPRow):
     This is what Block-Shock with a periodic mask reduces to, so it is that cell's fair twin.
     """
 
-    name = "dense_tp_interleaved"
-
     def build(self, a):
         self.mask_name = a.mask_name
         super().build(a)
@@ -137,9 +131,6 @@ class DenseTPInterleaved(DenseTPRow):
 
 class DenseTPCol(Method):
     """Column-parallel TP: output features split, the column blocks all-gathered."""
-
-    name = "dense_tp_col"
-    collective = "all_gather"
 
     def build(self, a):
         n_out = a.weight.shape[0]
@@ -165,9 +156,6 @@ class DenseTPCol(Method):
 class MaskedSplitDense(Method):
     """Each rank multiplies W*M_g as a dense GEMM (zeros not skipped): the H3 ablation."""
 
-    name = "masked_split_dense"
-    collective = "all_reduce"
-
     def build(self, a):
         self.w = (a.weight * a.masks[self.rank]).contiguous()
         self.b = a.bias
@@ -179,10 +167,6 @@ class MaskedSplitDense(Method):
 
 class BlockShock(Method):
     """Each rank multiplies its compressed 2:4 half W*M_g on the sparse path; all-reduce sums."""
-
-    name = "block_shock"
-    collective = "all_reduce"
-    semi_structured = True
 
     def _half_mask(self, a):
         return a.masks[self.rank]
@@ -203,9 +187,6 @@ class BlockShock(Method):
 class BlockShockHalf(BlockShock):
     """Rank 0's half of Block-Shock alone on one device: the kernel the two-GPU method runs."""
 
-    name = "block_shock_half"
-    collective = None
-
     def _half_mask(self, a):
         return a.masks[0]
 
@@ -217,9 +198,6 @@ class BlockShockHalf(BlockShock):
 class DenseHalf(DenseTPRow):
     """Rank 0's shard of 2-way row-parallel TP alone on one device (N_out x N_in/2, dense)."""
 
-    name = "dense_half"
-    collective = None
-
     def _columns(self, n_in):
         return torch.arange(0, n_in // 2)
 
@@ -228,18 +206,3 @@ class DenseHalf(DenseTPRow):
         w = a.weight.clone()
         w[:, a.weight.shape[1] // 2 :] = 0
         return w
-
-
-METHODS: dict[str, type[Method]] = {
-    m.name: m
-    for m in (
-        DenseSingle,
-        DenseTPRow,
-        DenseTPCol,
-        DenseTPInterleaved,
-        MaskedSplitDense,
-        BlockShock,
-        DenseHalf,
-        BlockShockHalf,
-    )
-}

@@ -11,20 +11,21 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from measure.timing import Sampler, StoppingRule
+from measure.policy import TimingPolicy
+from measure.timing import Sampler
 
 # The GPU ceilings are taken after a warm-up under load, like the cells: a power-capped GPU's
 # GEMM rate at its loaded clocks is the rate the cells can reach.
 _GPU = {"copy_bytes": 1 << 30, "gemm_n": 8192, "coll_bytes": 256 << 20, "warmup_s": 0.5}
 _CPU = {"copy_bytes": 64 << 20, "gemm_n": 512, "coll_bytes": 8 << 20, "warmup_s": 0.05}
-_RULE = StoppingRule(min_samples=5, min_time_s=0.05, max_time_s=2.0, max_noise=0.02)
+_POLICY = TimingPolicy(min_samples=5, min_time_s=0.05, max_time_s=2.0, max_noise=0.02)
 
 
 def measure_ceilings(ctx) -> dict:
     """Run on every rank of ctx together; returns this rank's ceilings."""
     cuda = ctx.device.type == "cuda"
     size = _GPU if cuda else _CPU
-    sampler = Sampler(ctx, _RULE, warmup_s=size["warmup_s"])
+    sampler = Sampler(ctx, _POLICY.updated(warmup_s=size["warmup_s"]))
     mode = "eager" if cuda else "host"
     dev = ctx.device
 

@@ -14,6 +14,7 @@ A method that drops one 2:4 group in every row at N=256 misses the Frobenius bou
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -54,7 +55,33 @@ def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
     return ref, absref
 
 
-def error_figures(out: torch.Tensor, ref: torch.Tensor, absref: torch.Tensor, bound: dict):
+@dataclass
+class ErrorFigures:
+    """One rank's output against float64: the figures the record keeps and the bounds."""
+
+    nonfinite: int  # output elements that are NaN/inf (poison left, or overflow)
+    nonfinite_inputs: int  # NaN/inf in X, W or b themselves (a workload bug, not the method's)
+    rel_fro: float
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    max_abs_over_bound: float
+    ref_fro: float
+    rel_fro_bound: float
+    elementwise_factor: float
+    roundings: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_nonfinite(*tensors) -> int:
+    return sum(int((~torch.isfinite(t)).sum()) for t in tensors if t is not None)
+
+
+def error_figures(
+    out: torch.Tensor, ref: torch.Tensor, absref: torch.Tensor, bound: dict, nonfinite_inputs=0
+) -> ErrorFigures:
     """Figures that go into the record; NaN or inf anywhere (poison left) makes them fail."""
     o = out.double()
     finite = torch.isfinite(o)
@@ -62,32 +89,38 @@ def error_figures(out: torch.Tensor, ref: torch.Tensor, absref: torch.Tensor, bo
     diff = torch.where(finite, o - ref, torch.zeros_like(ref))
     ref_norm = float(ref.norm())
     allowed = bound["elementwise_factor"] * absref + torch.finfo(torch.float64).tiny
-    return {
-        "nonfinite": nonfinite,
-        "rel_fro": float(diff.norm()) / ref_norm if ref_norm else float("inf"),
-        "max_abs": float(diff.abs().max()),
-        "mean_abs": float(diff.abs().mean()),
-        "max_rel": float((diff.abs() / ref.abs().clamp_min(1e-30)).max()),
-        "max_abs_over_bound": float((diff.abs() / allowed).max()),
-        "ref_fro": ref_norm,
+    return ErrorFigures(
+        nonfinite=nonfinite,
+        nonfinite_inputs=nonfinite_inputs,
+        rel_fro=float(diff.norm()) / ref_norm if ref_norm else float("inf"),
+        max_abs=float(diff.abs().max()),
+        mean_abs=float(diff.abs().mean()),
+        max_rel=float((diff.abs() / ref.abs().clamp_min(1e-30)).max()),
+        max_abs_over_bound=float((diff.abs() / allowed).max()),
+        ref_fro=ref_norm,
         **bound,
-    }
+    )
 
 
-def assert_correct(fig: dict, cell: str, rank: int | None = None) -> None:
+def assert_correct(fig: ErrorFigures, cell: str, rank: int | None = None) -> None:
     """Raise CorrectnessError naming the cell, the rank and the broken rule."""
     who = f"{cell}" + (f" rank {rank}" if rank is not None else "")
-    if fig["nonfinite"]:
+    if fig.nonfinite_inputs:
         raise CorrectnessError(
-            f"{who}: {fig['nonfinite']} output elements are NaN/inf (unwritten or overflowed)"
+            f"{who}: the inputs (X, W or b) hold {fig.nonfinite_inputs} NaN/inf values: the "
+            "workload, not the method, is broken"
         )
-    if not fig["rel_fro"] <= fig["rel_fro_bound"]:
+    if fig.nonfinite:
         raise CorrectnessError(
-            f"{who}: relative Frobenius error {fig['rel_fro']:.3e} exceeds the bound "
-            f"{fig['rel_fro_bound']:.3e} (sqrt(c)*u + 2*sqrt(K)*u_acc, c={fig['roundings']})"
+            f"{who}: {fig.nonfinite} output elements are NaN/inf (unwritten or overflowed)"
         )
-    if not fig["max_abs_over_bound"] <= 1.0:
+    if not fig.rel_fro <= fig.rel_fro_bound:
         raise CorrectnessError(
-            f"{who}: an element's error is {fig['max_abs_over_bound']:.2f}x its worst-case bound "
-            f"(c*u + K*u_acc) * (|X||W|^T + |b|); max abs error {fig['max_abs']:.3e}"
+            f"{who}: relative Frobenius error {fig.rel_fro:.3e} exceeds the bound "
+            f"{fig.rel_fro_bound:.3e} (sqrt(c)*u + 2*sqrt(K)*u_acc, c={fig.roundings})"
+        )
+    if not fig.max_abs_over_bound <= 1.0:
+        raise CorrectnessError(
+            f"{who}: an element's error is {fig.max_abs_over_bound:.2f}x its worst-case bound "
+            f"(c*u + K*u_acc) * (|X||W|^T + |b|); max abs error {fig.max_abs:.3e}"
         )

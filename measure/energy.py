@@ -21,6 +21,7 @@ import torch
 
 from common.errors import MeterUnavailable
 from measure import nvml
+from measure.timing import capture_graph
 
 RAPL = Path("/sys/class/powercap/intel-rapl:0")
 
@@ -217,3 +218,43 @@ def _or(values):
     for v in values:
         acc |= v
     return acc
+
+
+def meter_energy(ctx, forward, mode: str, enabled: bool, policy, tokens: int) -> dict:
+    """Idle baseline, then a window of back-to-back forwards lasting at least the policy's
+    energy_window_s; every rank of ctx calls it together."""
+    if not enabled:
+        return {"energy": "off", "reason": "--bs-energy off"}
+    try:
+        meter = make_meter(ctx.device)
+    except MeterUnavailable as e:
+        return {"energy": "unavailable", "reason": str(e)}
+    run = forward
+    if mode == "graph":
+        run = capture_graph(run, ctx.device).replay
+    ctx.barrier()
+    idle = idle_power(meter, policy.idle_s)
+    ctx.barrier()
+    meter.begin_window("forward")
+    forwards = fill_window(ctx, run, policy.energy_window_s)
+    window = meter.end_window("forward")
+    fig = energy_figures(window, idle, forwards, tokens)
+    fig["series"] = window.samples
+    ctx.barrier()
+    return fig
+
+
+def fill_window(ctx, run, window_s: float) -> int:
+    """Back-to-back forwards in doubling chunks until window_s has passed on every rank;
+    returns how many ran. The ranks agree after each chunk, so all run the same number."""
+    forwards, chunk, t0 = 0, 1, time.perf_counter()
+    while True:
+        for _ in range(chunk):
+            run()
+        forwards += chunk
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)  # keep the host from queueing far past the window
+        (elapsed,) = ctx.agree_max(time.perf_counter() - t0)
+        if elapsed >= window_s:
+            return forwards
+        chunk = min(chunk * 2, 1024)

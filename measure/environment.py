@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import socket
 import subprocess
@@ -33,10 +34,44 @@ def commit() -> str:
 
 
 def cusparselt_version():
+    """torch's compile-time cuSPARSELt version (it says 800 even when 0.10.0 is loaded)."""
     try:
         return torch.backends.cusparselt.version()
     except (AttributeError, RuntimeError):
         return None
+
+
+_PROPERTIES = (0, 1, 2)  # libraryPropertyType: MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+
+
+def cusparselt_runtime_version() -> str | None:
+    """The version the loaded libcusparseLt reports (cusparseLtGetProperty), e.g. "0.8.0";
+    None where no such library is loaded in this process or it cannot be asked."""
+    path = (
+        next(
+            (
+                line.split()[-1]
+                for line in Path("/proc/self/maps").read_text().splitlines()
+                if "libcusparseLt" in line and line.split()[-1].startswith("/")
+            ),
+            None,
+        )
+        if Path("/proc/self/maps").exists()
+        else None
+    )
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+        parts = []
+        for prop in _PROPERTIES:
+            v = ctypes.c_int()
+            if lib.cusparseLtGetProperty(prop, ctypes.byref(v)) != 0:
+                return None
+            parts.append(str(v.value))
+    except (OSError, AttributeError):
+        return None
+    return ".".join(parts)
 
 
 def describe(device: torch.device) -> dict:
@@ -47,6 +82,7 @@ def describe(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cusparselt": cusparselt_version(),
+        "cusparselt_runtime": cusparselt_runtime_version() if device.type == "cuda" else None,
         "cpu": platform.processor() or platform.machine(),
         "device_type": device.type,
         "commit": commit(),
@@ -64,3 +100,8 @@ def describe(device: torch.device) -> dict:
         )
         env.update(nvml.static_info(device))
     return env
+
+
+def describe_rank(ctx) -> dict:
+    """describe() as a rank task (the session asks every rank of a pool once)."""
+    return describe(ctx.device)

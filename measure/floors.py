@@ -7,48 +7,25 @@ Per rank, per forward (bf16/fp16 element size s, weight N_out x N_in, batch B, R
 | dense_tp_col         | s N_out N_in / R        | 2 B N_in N_out / R | all-gather of Y   |
 | masked_split_dense   | s N_out N_in            | 2 B N_in N_out     | all-reduce of Y   |
 | block_shock          | s N_out N_in * 9/16     | B N_in N_out       | all-reduce of Y   |
-(X and Y traffic is added too.) The 2:4 half keeps half the values plus 2-bit indices: 9/16
-of the dense bytes at 16-bit values. Its FLOPs are the useful (nonzero) half of the dense
-product, counted at the dense rate: the sparse tensor cores run the dense-shaped product at
-best at twice the dense rate, which is the same time: at large B a tie with TP. At small B
-Block-Shock's floor is 9/8 of TP's. The floor is max(bytes/bandwidth, FLOPs/rate), plus the
-collective's bytes over its measured bus bandwidth (no overlap assumed: the methods run the
-collective after the GEMM).
+(X and Y traffic is added too; each method's shares are its WorkModel in kernels/registry.py.)
+The 2:4 half keeps half the values plus 2-bit indices: 9/16 of the dense bytes at 16-bit values.
+Its FLOPs are the useful (nonzero) half of the dense product, counted at the dense rate: the
+sparse tensor cores run the dense-shaped product at best at twice the dense rate, which is the
+same time: at large B a tie with TP. At small B Block-Shock's floor is 9/8 of TP's. The floor is
+max(bytes/bandwidth, FLOPs/rate), plus the collective's bytes over its measured bus bandwidth
+(no overlap assumed: the methods run the collective after the GEMM).
 """
 
 from __future__ import annotations
 
-from kernels.methods import METHODS
+from dataclasses import asdict
 
-COMPRESSED_FRACTION = 9 / 16
+from kernels.registry import spec
 
 
 def work(method: str, n_in: int, n_out: int, batch: int, elem: int, ws: int) -> dict:
-    """Bytes, FLOPs and collective bytes one rank must move per forward."""
-    full_w = elem * n_in * n_out
-    flops = 2.0 * batch * n_in * n_out
-    y_bytes = elem * batch * n_out
-    x_bytes = elem * batch * n_in
-    if method in ("dense_single", "masked_split_dense"):
-        w, f, x = full_w, flops, x_bytes
-    elif method in ("dense_tp_row", "dense_tp_interleaved"):
-        w, f, x = full_w / ws, flops / ws, x_bytes / ws
-    elif method == "dense_half":
-        w, f, x = full_w / 2, flops / 2, x_bytes / 2
-    elif method == "dense_tp_col":
-        w, f, x, y_bytes = full_w / ws, flops / ws, x_bytes, y_bytes / ws
-    elif method in ("block_shock", "block_shock_half"):
-        w, f, x = full_w * COMPRESSED_FRACTION, flops / 2, x_bytes
-    else:
-        raise KeyError(method)
-    coll = METHODS[method].collective if ws > 1 else None
-    return {
-        "weight_bytes": w,
-        "bytes": w + x + y_bytes,
-        "flops": f,
-        "collective": coll,
-        "collective_bytes": elem * batch * n_out if coll else 0,
-    }
+    """Bytes, FLOPs and collective bytes one rank must move per forward (the method's spec)."""
+    return asdict(spec(method).work(n_in, n_out, batch, elem, ws))
 
 
 def floor(method, n_in, n_out, batch, elem, ws, ceilings: dict) -> dict:

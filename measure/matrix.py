@@ -9,106 +9,23 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
+from kernels.masks import PERIODIC_MASKS
+from kernels.registry import REGISTRY
+from measure.cell import AXES, CellSpec
+from measure.phases import PHASES
+from measure.policy import TimingPolicy
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks.json"
 SCHEMA_VERSION = 1
 
-# Each method's fixed world size (None: any size that divides the split dimension) and whether
-# it takes a mask. The kernels registry asserts it implements exactly these names.
-METHOD_RULES: dict[str, dict] = {
-    "dense_single": {"world_size": 1, "mask": False},
-    "dense_tp_row": {"world_size": None, "mask": False},
-    "dense_tp_col": {"world_size": None, "mask": False},
-    "dense_tp_interleaved": {"world_size": 2, "mask": "periodic"},
-    "masked_split_dense": {"world_size": 2, "mask": True},
-    "block_shock": {"world_size": 2, "mask": True},
-    "dense_half": {"world_size": 1, "mask": False},
-    "block_shock_half": {"world_size": 1, "mask": True},
-}
-PERIODIC_MASKS = ("complement_1100_0011", "complement_1010_0101", "complement_1001_0110")
-AXES = ("phase", "method", "N", "N_out", "B", "dtype", "mask", "workload", "world_size", "bias")
 LIST_AXES = ("phase", "method", "dtype", "mask", "workload", "bias")
 INT_AXES = ("N", "N_out", "B", "world_size")
 BLOCK_DEFAULTS = {"dtype": ["bf16"], "workload": ["gaussian"], "bias": [False], "N_out": [None]}
-# The timing policy where neither the suite nor an option sets one (nvbench's defaults).
-TIMING_DEFAULTS = {
-    "min_samples": 10,
-    "min_time_s": 0.5,
-    "max_time_s": 15.0,
-    "max_noise": 0.005,
-    "sample_s": 0.01,
-    "warmup_s": 1.0,
-    "max_duty": 1.0,
-    "energy_window_s": 1.0,
-    "idle_s": 0.5,
-}
-TIMING_KEYS = {
-    "min_samples": int,
-    "min_time_s": float,
-    "max_time_s": float,
-    "max_noise": float,
-    "sample_s": float,
-    "warmup_s": float,
-    "max_duty": float,
-    "energy_window_s": float,
-    "idle_s": float,
-}
-
-ZERO_OK = {"warmup_s"}  # no warm-up beyond one call is a valid (if unwise) policy
-
-
-def timing_value_problem(key: str, v) -> str | None:
-    """What is wrong with a timing value (from benchmarks.json or an option), or None."""
-    number = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if not number or not v >= 0 or (v == 0 and key not in ZERO_OK):
-        return f"must be a positive number, got {v!r}"
-    if key == "max_duty" and v > 1:
-        return f"is a fraction of the time, at most 1; got {v!r}"
-    return None
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """One point of the matrix: what a parametrized pytest cell runs."""
-
-    phase: str
-    method: str
-    N: int
-    N_out: int
-    B: int
-    dtype: str
-    mask: str | None
-    workload: str
-    world_size: int
-    bias: bool
-
-    @property
-    def id(self) -> str:
-        """Readable pytest id, e.g. block_shock-N256-B64-bf16-random_2of4-gaussian-ws2."""
-        n = f"N{self.N}" if self.N_out == self.N else f"N{self.N}x{self.N_out}"
-        parts = [self.method, n, f"B{self.B}", self.dtype]
-        if self.mask:
-            parts.append(self.mask)
-        parts += [self.workload, f"ws{self.world_size}"]
-        if self.bias:
-            parts.append("bias")
-        return "-".join(parts)
-
-    @property
-    def name(self) -> str:
-        return f"{self.phase}[{self.id}]"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CellSpec:
-        return cls(**{k: d[k] for k in AXES})
 
 
 @dataclass(frozen=True)
@@ -116,7 +33,7 @@ class Suite:
     name: str
     description: str
     cells: tuple[CellSpec, ...]
-    timing: dict = field(default_factory=dict)
+    timing: TimingPolicy = field(default_factory=TimingPolicy)
 
 
 @dataclass(frozen=True)
@@ -147,28 +64,28 @@ def _check_keys(path, where, got, allowed):
 
 
 def validate_cell(cell: CellSpec, where: str = "") -> None:
-    """Rules that hold on every machine; a broken one raises MatrixError naming the cell."""
+    """Rules that hold on every machine, read from the method's spec; a broken one raises
+    MatrixError naming the cell and the rule."""
     name = where or cell.name
-    rule = METHOD_RULES[cell.method]
+    spec = REGISTRY[cell.method]
     for axis in INT_AXES:
         v = getattr(cell, axis)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise MatrixError(f"{name}: {axis} must be a positive integer, got {v!r}")
-    ws = rule["world_size"]
-    if ws is not None and cell.world_size != ws:
+    if spec.world_size is not None and cell.world_size != spec.world_size:
         raise MatrixError(
-            f"{name}: {cell.method} runs with world_size {ws} only, got {cell.world_size}"
+            f"{name}: {cell.method} runs with world_size {spec.world_size} only, "
+            f"got {cell.world_size}"
         )
-    if cell.method == "dense_tp_row" and cell.N % cell.world_size:
-        raise MatrixError(f"{name}: dense_tp_row splits N={cell.N} over {cell.world_size} ranks")
-    if cell.method == "dense_tp_col" and cell.N_out % cell.world_size:
+    if spec.split and getattr(cell, spec.split) % cell.world_size:
         raise MatrixError(
-            f"{name}: dense_tp_col splits N_out={cell.N_out} over {cell.world_size} ranks"
+            f"{name}: {cell.method} splits {spec.split}={getattr(cell, spec.split)} over "
+            f"{cell.world_size} ranks"
         )
-    if rule["mask"]:
+    if spec.mask != "none":
         if cell.mask is None:
             raise MatrixError(f"{name}: {cell.method} needs a mask")
-        if rule["mask"] == "periodic" and cell.mask not in PERIODIC_MASKS:
+        if spec.mask == "periodic" and cell.mask not in PERIODIC_MASKS:
             raise MatrixError(
                 f"{name}: {cell.method} needs a periodic mask {PERIODIC_MASKS}, got {cell.mask!r}"
             )
@@ -200,7 +117,7 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
                 if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                     _fail(path, f"{where}.{axis}", f"must be positive integers, got {v!r}")
     for method in values["method"]:
-        fixed = METHOD_RULES[method]["world_size"]
+        fixed = REGISTRY[method].world_size
         if fixed and fixed not in values["world_size"]:
             _fail(
                 path,
@@ -222,9 +139,10 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
         values["world_size"],
         values["bias"],
     ):
-        if ws != METHOD_RULES[method]["world_size"] and METHOD_RULES[method]["world_size"]:
+        fixed = REGISTRY[method].world_size
+        if fixed and ws != fixed:
             continue  # a block may mix world sizes; each method keeps the ones it runs at
-        mask = mask if METHOD_RULES[method]["mask"] else None
+        mask = mask if REGISTRY[method].mask != "none" else None
         cell = CellSpec(phase, method, n, n_out or n, b, dt, mask, wl, ws, bias)
         validate_cell(cell, f"{path}: {where}: {cell.name}")
         cells.append(cell)
@@ -247,7 +165,7 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         )
     axes = doc.get("axes", {})
     _check_keys(path, "axes", axes, LIST_AXES)
-    known = {"method": METHOD_RULES, "dtype": DTYPE_NAMES, "phase": ("phase0", "phase1")}
+    known = {"method": REGISTRY, "dtype": DTYPE_NAMES, "phase": PHASES}
     for axis, implemented in known.items():
         for v in axes.get(axis, []):
             if v not in implemented:
@@ -264,9 +182,9 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         where = f"suites.{sname}"
         _check_keys(path, where, sdoc, {"description", "timing", "blocks"})
         timing = sdoc.get("timing", {})
-        _check_keys(path, f"{where}.timing", timing, TIMING_KEYS)
+        _check_keys(path, f"{where}.timing", timing, TimingPolicy.keys())
         for k, v in timing.items():
-            problem = timing_value_problem(k, v)
+            problem = TimingPolicy.problem(k, v)
             if problem:
                 _fail(path, f"{where}.timing.{k}", problem)
         cells: list[CellSpec] = []
@@ -281,6 +199,6 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
             sname,
             sdoc.get("description", ""),
             tuple(cells),
-            {k: TIMING_KEYS[k](v) for k, v in timing.items()},
+            TimingPolicy().updated(**timing),
         )
     return Matrix(path, axes, suites)

@@ -72,18 +72,20 @@ def state(device: torch.device) -> dict:
         return {"unavailable": f"NVML: {e}"}
 
 
-def sm_clock_reader(device: torch.device):
-    """A callable returning the SM clock now (MHz), or None where NVML cannot be read: the
-    sampler calls it after every sample, so a clock that sags under load shows in the record."""
+def clock_reader(device: torch.device):
+    """A callable returning (SM clock MHz, clock-event reasons) now, or None where NVML cannot
+    be read: the sampler calls it after every sample, so the record says at which clock, and
+    under which reasons, the timed samples ran (not the state before or after the cell)."""
     try:
         h = handle(device)
     except MeterUnavailable:
         return None
     try:
         pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+        clock_event_reasons(h)
     except pynvml.NVMLError:
         return None
-    return lambda: pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+    return lambda: (pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM), clock_event_reasons(h))
 
 
 def _field(h, name: str, member: str):

@@ -14,21 +14,17 @@ import torch
 
 from common.errors import BenchError
 from measure import records as rec
-from measure.matrix import (
-    DEFAULT_PATH,
-    TIMING_DEFAULTS,
-    TIMING_KEYS,
-    CellSpec,
-    load_matrix,
-    timing_value_problem,
-)
-from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
-from measure.runner import preflight
+from measure.cell import CellSpec
+from measure.cellbuild import preflight
+from measure.matrix import DEFAULT_PATH, load_matrix
+from measure.phases import TaskOptions
+from measure.policy import DEFAULT_POLICY
+from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry, launched_by_torchrun
 from measure.session import BenchSession
 
 
 def _default(key: str) -> str:
-    return f"the suite's, else {TIMING_DEFAULTS[key]:g}"
+    return f"the suite's, else {getattr(DEFAULT_POLICY, key):g}"
 
 
 def pytest_addoption(parser):
@@ -154,27 +150,31 @@ def _device_type(config) -> str:
     return want
 
 
-def _timing(config, suite) -> dict:
-    t = {**TIMING_DEFAULTS, **suite.timing}
-    overrides = {
-        "min_samples": "--bs-min-samples",
-        "min_time_s": "--bs-min-time",
-        "max_time_s": "--bs-max-time",
-        "max_noise": "--bs-max-noise",
-        "sample_s": "--bs-sample-time",
-        "warmup_s": "--bs-warmup",
-        "max_duty": "--bs-max-duty",
-        "energy_window_s": "--energy-window",
-        "idle_s": "--bs-idle-seconds",
-    }
-    for key, opt in overrides.items():
+# Each timing option and the policy field it sets.
+TIMING_OPTIONS = {
+    "--bs-min-samples": "min_samples",
+    "--bs-min-time": "min_time_s",
+    "--bs-max-time": "max_time_s",
+    "--bs-max-noise": "max_noise",
+    "--bs-sample-time": "sample_s",
+    "--bs-warmup": "warmup_s",
+    "--bs-max-duty": "max_duty",
+    "--energy-window": "energy_window_s",
+    "--bs-idle-seconds": "idle_s",
+}
+
+
+def _policy(config, suite):
+    """The suite's policy with the options that were given laid over it."""
+    policy = suite.timing
+    for opt, key in TIMING_OPTIONS.items():
         v = config.getoption(opt)
         if v is not None:
-            problem = timing_value_problem(key, v)
-            if problem:
-                raise pytest.UsageError(f"{opt} {problem}")
-            t[key] = TIMING_KEYS[key](v)
-    return t
+            try:
+                policy = policy.updated(**{key: v})
+            except ValueError as e:
+                raise pytest.UsageError(f"{opt}: {e}") from None
+    return policy
 
 
 def pytest_configure(config):
@@ -203,12 +203,12 @@ def pytest_configure(config):
         suite=suite,
         seed=seed,
         device_type=device_type,
-        timing=_timing(config, suite),
-        options={
-            "backend": config.getoption("--bs-backend"),
-            "mode": config.getoption("--bs-mode"),
-            "energy": config.getoption("--bs-energy") == "on",
-        },
+        options=TaskOptions(
+            backend=config.getoption("--bs-backend"),
+            mode=config.getoption("--bs-mode"),
+            energy=config.getoption("--bs-energy") == "on",
+            policy=_policy(config, suite),
+        ),
         records=rec.RunRecords(Path(config.getoption("--bs-results"))) if reporting else None,
         registry_factory=lambda: PoolRegistry(device_type, config.getoption("--bs-rank-timeout")),
     )
@@ -223,17 +223,27 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Machine-dependent rules for every selected cell, before anything runs."""
+    """Machine-dependent rules for the selected cells only (after -k/-m deselection), before
+    anything runs; under torchrun, cells of another world size are skipped with the reason."""
     bs: BenchSession = config.bs
+    torchrun = int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else None
     problems = []
     for item in items:
         cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
         if not isinstance(cell, CellSpec):
             continue
         item.add_marker(pytest.mark.cell)
+        if torchrun is not None and torchrun != cell.world_size:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"torchrun started {torchrun} ranks; this cell needs {cell.world_size}"
+                )
+            )
+            continue
         try:
-            preflight(cell, bs.device_type, bs.options["backend"])
+            preflight(cell, bs.device_type, bs.options.backend)
         except BenchError as e:
             problems.append(str(e))
     if problems:
@@ -242,14 +252,20 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     bs: BenchSession | None = getattr(config, "bs", None)
-    if bs is not None:
-        bs.summary.print(terminalreporter)
+    if bs is None:
+        return
+    bs.summary.print(terminalreporter)
+    if bs.records is not None and bs.records.cells:
+        where = [f"records: {bs.records.dir}/ ({bs.records.cells} cells; report input)"]
+        if getattr(config.option, "benchmark_json", None):
+            where.append(f"benchmark JSON: {config.option.benchmark_json.name}")
+        terminalreporter.write_line("Block-Shock bench wrote " + "; ".join(where))
 
 
-def pytest_unconfigure(config):
-    bs = getattr(config, "bs", None)
+def pytest_sessionfinish(session, exitstatus):
+    bs = getattr(session.config, "bs", None)
     if bs is not None:
-        bs.close()
+        bs.close(int(exitstatus), exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 @pytest.fixture(scope="session")
@@ -260,11 +276,9 @@ def bench(request) -> BenchSession:
 
 @pytest.fixture
 def ranks(bench, cell):
-    """The process group for this cell's world size (started once per run, then reused)."""
-    if bench.torchrun_size not in (None, cell.world_size):
-        pytest.skip(
-            f"torchrun started {bench.torchrun_size} ranks; this cell needs {cell.world_size}"
-        )
+    """The process group for this cell's world size (started once per run, then reused): for
+    a cell of one's own that sends tasks to the ranks; the harness's cells go through
+    `bench.run(cell)`."""
     return bench.pool(cell.world_size)
 
 

@@ -1,10 +1,14 @@
 """Result records: one JSON document per cell, written the moment the cell ends.
 
 Layout of a run (default under results/, which git ignores):
-    results/<run_id>/run.json                      environment, options, seed, ceilings
-    results/<run_id>/cells/<phase>/<cell id>.json  the resolved cell and its figures
+    results/<run_id>/.block-shock-run              marker: a folder the harness made
+    results/<run_id>/run.json                      environment, options, seed, ceilings, status
+    results/<run_id>/cells/<phase>/<cell id>.json  the cell's outcome (pass or fail), figures
     results/<run_id>/series/<cell name>.rank<r>.csv power/clock/temperature time series
-A crash loses at most the cell in flight: each file is written whole (temp file, then rename).
+Nothing is written until the first cell ends (so `--help` or `--co` leave no folder). A crash
+loses at most the cell in flight: each file is written whole (temp file, then rename), and
+run.json says "running" until the run ends ("completed" or "interrupted"), so a run that died
+is told from one that finished.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import os
 import time
 from pathlib import Path
 
-RECORD_VERSION = 1
+from measure.policy import MEASUREMENT_VERSION
+
+RECORD_VERSION = 2
+MARKER = ".block-shock-run"
 
 
 def _clean(obj):
@@ -41,10 +48,16 @@ class RunRecords:
     def __init__(self, root: Path, run_id: str | None = None):
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
         self.dir = Path(root) / self.run_id
+        self.started = False
+        self.cells = 0
         self.run_doc: dict = {
             "record_version": RECORD_VERSION,
+            "measurement_version": MEASUREMENT_VERSION,
             "run_id": self.run_id,
             "started": time.time(),
+            "status": "running",
+            "ended": None,
+            "exitstatus": None,
             "ceilings": {},
             "environment": {},
         }
@@ -55,11 +68,31 @@ class RunRecords:
                 self.run_doc[k].update(v)
             else:
                 self.run_doc[k] = v
-        write_json(self.dir / "run.json", self.run_doc)
+        if self.started:
+            write_json(self.dir / "run.json", self.run_doc)
 
-    def write_cell(self, cell, doc: dict) -> Path:
-        for rank in doc.get("ranks", []):
-            energy = rank.get("energy", {})
+    def _start(self) -> None:
+        if not self.started:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / MARKER).write_text("a run folder written by Block-Shock bench\n")
+            self.started = True
+            write_json(self.dir / "run.json", self.run_doc)
+
+    def finish(self, exitstatus: int | None, interrupted: bool) -> None:
+        """Close the run file: completed or interrupted, with pytest's exit status."""
+        self.update_run(
+            status="interrupted" if interrupted else "completed",
+            ended=time.time(),
+            exitstatus=exitstatus,
+        )
+
+    def write_cell(self, result) -> Path:
+        """The cell's record (a CellResult, pass or fail), its energy series beside it."""
+        self._start()
+        cell = result.cell
+        doc = result.record()
+        for rank in doc["ranks"]:
+            energy = rank.get("energy") or {}
             rows = energy.pop("series", None)
             if rows:
                 p = self.dir / "series" / f"{cell.phase}" / f"{cell.id}.rank{rank['rank']}.csv"
@@ -77,12 +110,14 @@ class RunRecords:
             path,
             {
                 "record_version": RECORD_VERSION,
+                "measurement_version": MEASUREMENT_VERSION,
                 "run_id": self.run_id,
                 "cell": cell.as_dict(),
                 "name": cell.name,
                 **doc,
             },
         )
+        self.cells += 1
         return path
 
 

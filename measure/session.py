@@ -1,4 +1,10 @@
-"""The run's state: pools per world size, ceilings per pool, records, and the summary rows."""
+"""The run's state and its one path for every cell: pools, ceilings, records, the summary.
+
+`BenchSession.run(cell)` sends the cell's phase task to the cell's ranks, turns what comes back
+into a CellResult (passed, failed its check, or a rank error), writes the cell's record (pass
+or fail), adds it to the summary, and raises unless it passed: a cell function only ever sees
+a passed result, so a failed check's timing can never reach pytest-benchmark.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,16 @@ from dataclasses import dataclass, field
 
 import torch.distributed as dist
 
-from common.errors import CorrectnessError
+from common.errors import CorrectnessError, RankError
+from kernels.registry import spec
 from measure import figures
-from measure.checks import assert_correct
-from measure.figures import marks
+from measure.ceilings import measure_ceilings
+from measure.cell import CellSpec
+from measure.environment import describe_rank
 from measure.matrix import Matrix, Suite
+from measure.phases import PHASES, TaskOptions
 from measure.records import RunRecords
-from measure.runner import ceilings_task, environment_task, run_phase1
+from measure.results import CellResult, RankResult
 from measure.summary import Summary
 
 
@@ -24,8 +33,7 @@ class BenchSession:
     suite: Suite
     seed: int
     device_type: str
-    timing: dict
-    options: dict
+    options: TaskOptions
     records: RunRecords | None
     registry_factory: object
     summary: Summary = field(default_factory=Summary)
@@ -40,8 +48,12 @@ class BenchSession:
                 suite=self.suite.name,
                 seed=self.seed,
                 device_type=self.device_type,
-                timing=self.timing,
-                options=self.options,
+                timing=self.options.policy.as_dict(),
+                options={
+                    "backend": self.options.backend,
+                    "mode": self.options.mode,
+                    "energy": self.options.energy,
+                },
             )
 
     @property
@@ -65,7 +77,7 @@ class BenchSession:
             self._seed_agreed = True
         return self.seed
 
-    def cell_seed(self, cell) -> int:
+    def cell_seed(self, cell: CellSpec) -> int:
         """A seed per cell, derived from the run's base seed and the cell id (recorded)."""
         return zlib.crc32(f"{self.base_seed()}:{cell.id}".encode()) & 0x7FFFFFFF
 
@@ -73,7 +85,7 @@ class BenchSession:
         pool = self.registry.get(world_size)
         key = (world_size, pool.generation)
         if key not in self._environments:
-            self._environments[key] = pool.run(environment_task)
+            self._environments[key] = pool.run(describe_rank)
             if self.records is not None:
                 self.records.update_run(environment={f"ws{world_size}": self._environments[key]})
         return pool
@@ -86,7 +98,7 @@ class BenchSession:
         """Measured once per pool (per world size and start), shared by every cell's floor."""
         key = (pool.world_size, pool.generation)
         if key not in self._ceilings:
-            per_rank = pool.run(ceilings_task)
+            per_rank = pool.run(measure_ceilings)
             merged = {
                 k: min(r[k] for r in per_rank)
                 if isinstance(per_rank[0][k], float)
@@ -102,56 +114,55 @@ class BenchSession:
                 )
         return self._ceilings[key]
 
-    def phase1(self, cell, seed: int) -> tuple[list[dict], dict]:
-        """Run a phase1 cell on its pool: the ranks' raw results and the derived figures."""
-        pool = self.pool(cell.world_size)
-        ceilings = self.ceilings(pool)
-        results = pool.run(run_phase1, cell.as_dict(), seed, self.task_options())
-        return results, figures.phase1_info(cell, results, ceilings, self.environment(pool))
-
-    def task_options(self) -> dict:
-        t = self.timing
-        return {
-            **self.options,
-            "energy_window_s": t["energy_window_s"],
-            "idle_s": t["idle_s"],
-            "rule": {k: t[k] for k in ("min_samples", "min_time_s", "max_time_s", "max_noise")},
-            "sampling": {k: t[k] for k in ("sample_s", "warmup_s", "max_duty")},
-        }
-
-    def finish(self, cell, results: list[dict], info: dict | None = None) -> None:
-        """Record the cell (pass or fail), add it to the summary, then assert correctness.
-
-        The record is written before the assertion so a failing cell's figures are kept.
-        """
-        failure = None
-        for r in results:
-            try:
-                assert_correct(r["errors"], cell.name, r["rank"])
-            except CorrectnessError as e:
-                failure = failure or e
-        doc = {
-            "phase": cell.phase,
-            "emulated": results[0]["emulated"],
-            "correct": failure is None,
-            "failure": None if failure is None else str(failure),
-            "ranks": results,
-        }
-        if info is not None:
-            doc["figures"] = info
-            self.summary.add(
-                cell,
-                results[0]["timing"]["forward"]["median"],
-                info["pct_of_floor"],
-                info.get("j_per_token"),
-                marks(info),
-                info["emulated"],
+    def run(self, cell: CellSpec) -> CellResult:
+        """Run the cell's phase on its ranks, record it, and return it if it passed; raise
+        (after recording) if its check failed or a rank failed."""
+        result = self._outcome(cell)
+        if result.passed and PHASES[cell.phase].timed:
+            pool = self.pool(cell.world_size)
+            result.figures = figures.phase1_info(
+                cell, result.ranks, self.ceilings(pool), self.environment(pool)
             )
+        self.summary.add(result)
         if self.records is not None:
-            self.records.write_cell(cell, doc)
-        if failure is not None:
-            raise failure
+            self.records.write_cell(result)
+        if result.status == "failed":
+            raise CorrectnessError(result.failure)
+        if result.status == "error":
+            raise RankError(result.failure)
+        return result
 
-    def close(self):
+    def _outcome(self, cell: CellSpec) -> CellResult:
+        phase = PHASES[cell.phase]
+        try:
+            pool = self.pool(cell.world_size)
+            if phase.timed:
+                self.ceilings(pool)
+            ranks: list[RankResult] = pool.run(
+                phase.task, cell.as_dict(), spec(cell.method), self.cell_seed(cell), self.options
+            )
+        except RankError as e:
+            return CellResult(
+                cell,
+                "error",
+                failure=f"{cell.name}: {e}",
+                failure_kind=getattr(e, "kind", None) or "rank_error",
+                failed_rank=getattr(e, "rank", None),
+            )
+        failed = [r for r in ranks if r.failure is not None]
+        if failed:
+            return CellResult(
+                cell,
+                "failed",
+                ranks,
+                failure=failed[0].failure,
+                failure_kind="wrong_result",
+                failed_rank=failed[0].rank,
+            )
+        return CellResult(cell, "passed", ranks)
+
+    def close(self, exitstatus: int | None = None, interrupted: bool = False):
+        if self.records is not None:
+            self.records.finish(exitstatus, interrupted)
         if self._registry is not None:
             self._registry.close()

@@ -1,86 +1,94 @@
-"""The end-of-run table: per (N, B), each method's median and its ratios, with marks."""
+"""The end-of-run table: per (N, B), each method's median and its ratios, with marks; and
+every cell that failed its check or whose rank failed, with no figure (none was published)."""
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
-from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
 
-
-@dataclass
-class Row:
-    cell: object
-    median_s: float
-    pct_of_floor: float | None
-    j_per_token: float | None
-    marks: str
-    emulated: bool
+from kernels.registry import SUMMARY_BASELINES
+from measure.figures import marks
+from measure.results import CellResult
 
 
 class Summary:
     def __init__(self):
-        self.rows: list[Row] = []
+        self.timed: list[CellResult] = []
+        self.failed: list[CellResult] = []
 
-    def add(self, cell, median_s, pct_of_floor, j_per_token, marks, emulated):
-        self.rows.append(Row(cell, median_s, pct_of_floor, j_per_token, marks, emulated))
+    def add(self, result: CellResult) -> None:
+        if not result.passed:
+            self.failed.append(result)
+        elif result.figures is not None:
+            self.timed.append(result)
 
     def tables(self) -> list[Table]:
         groups = defaultdict(list)
-        for r in self.rows:
+        for r in self.timed:
             c = r.cell
             groups[(c.N, c.N_out, c.B, c.dtype, c.workload, c.bias)].append(r)
         out = []
         for (n, n_out, b, dt, wl, bias), rows in sorted(groups.items()):
-            base = {r.cell.method: r.median_s for r in rows if r.cell.mask is None}
+            base = {r.cell.method: _median(r) for r in rows if r.cell.mask is None}
             shape = f"N={n}" + (f"x{n_out}" if n_out != n else "")
             emulated = any(r.emulated for r in rows)
             t = Table(
                 title=f"phase1 {shape} B={b} {dt} {wl}{' bias' if bias else ''}"
                 + (" [EMULATED: host clock, CPU]" if emulated else "")
             )
-            for col in (
-                "method",
-                "mask",
-                "ws",
-                "median",
-                "/dense_single",
-                "/dense_tp_row",
-                "% floor",
-                "J/token",
-                "marks",
-            ):
+            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in SUMMARY_BASELINES)]
+            for col in (*cols, "% floor", "J/token", "marks"):
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: (r.cell.method, r.cell.mask or "")):
+                info = r.figures
                 t.add_row(
                     r.cell.method,
                     r.cell.mask or "-",
                     str(r.cell.world_size),
-                    _fmt_time(r.median_s),
-                    _ratio(r.median_s, base.get("dense_single")),
-                    _ratio(r.median_s, base.get("dense_tp_row")),
-                    "-" if r.pct_of_floor is None else f"{r.pct_of_floor:.0f}%",
-                    "-" if r.j_per_token is None else f"{r.j_per_token:.3g}",
-                    r.marks,
+                    _fmt_time(_median(r)),
+                    *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
+                    f"{info['pct_of_floor']:.0f}%",
+                    "-" if info.get("j_per_token") is None else f"{info['j_per_token']:.3g}",
+                    marks(info),
+                )
+            out.append(t)
+        if self.failed:
+            t = Table(title="FAILED cells (no figure published)")
+            for col in ("cell", "status", "kind", "rank", "why"):
+                t.add_column(col)
+            for r in self.failed:
+                why = (r.failure or "").strip().splitlines()
+                t.add_row(
+                    r.cell.name,
+                    r.status.upper(),
+                    r.failure_kind or "-",
+                    "-" if r.failed_rank is None else str(r.failed_rank),
+                    why[-1][:120] if why else "-",
                 )
             out.append(t)
         return out
 
     def print(self, terminalreporter) -> None:
-        if not self.rows:
+        if not self.timed and not self.failed:
             return
         buf = io.StringIO()
-        console = Console(file=buf, width=140, force_terminal=False)
+        console = Console(file=buf, width=160, force_terminal=False)
         for t in self.tables():
             console.print(t)
-        console.print(
-            "marks: T throttled during the cell, N noisy (stopped at the time cap), "
-            "S ranks shared one GPU (timings not representative)"
-        )
+        if self.timed:
+            console.print(
+                "marks: T throttled while timed, N noisy (stopped at the time cap), n stopped at "
+                "the time cap before min_samples, S ranks shared one GPU (not representative)"
+            )
         terminalreporter.write_sep("=", "Block-Shock bench summary")
         terminalreporter.write(buf.getvalue())
+
+
+def _median(r: CellResult) -> float:
+    return r.ranks[0].forward.median
 
 
 def _fmt_time(s: float) -> str:

@@ -30,11 +30,9 @@ import torch
 import torch.distributed as dist
 
 from measure import nvml
-from measure.matrix import TIMING_DEFAULTS
+from measure.policy import TimingPolicy
 
 CPU_FLUSH_BYTES = 64 << 20
-SAMPLE_S = TIMING_DEFAULTS["sample_s"]  # a warm sample lasts about this long
-WARMUP_S = TIMING_DEFAULTS["warmup_s"]  # forwards before the first sample, seconds
 MAX_INNER = 1000  # forwards per warm sample, at most (also the unrolled graph's length)
 
 
@@ -65,17 +63,30 @@ class StoppingRule:
     """nvbench's rule: >= min_samples and >= min_time_s of measured time, then stop once the
     relative standard deviation is under max_noise, or at max_time_s of wall time regardless."""
 
-    min_samples: int = 10
-    min_time_s: float = 0.5
-    max_time_s: float = 15.0
-    max_noise: float = 0.005
+    min_samples: int
+    min_time_s: float
+    max_time_s: float
+    max_noise: float
+
+    @classmethod
+    def of(cls, policy: TimingPolicy) -> StoppingRule:
+        return cls(policy.min_samples, policy.min_time_s, policy.max_time_s, policy.max_noise)
 
     def done(self, spread: Spread, measured_s: float, wall_s: float) -> bool:
+        return self.stop_reason(spread, measured_s, wall_s) is not None
+
+    def stop_reason(self, spread: Spread, measured_s: float, wall_s: float) -> str | None:
+        """ "time_cap", "noise", or None to go on: decided once, on the numbers of the sample
+        that ended the measurement, and kept as data."""
         if wall_s >= self.max_time_s:
-            return True
+            return "time_cap"
         if spread.n < self.min_samples or measured_s < self.min_time_s:
-            return False
-        return spread.rel_std <= self.max_noise
+            return None
+        return "noise" if spread.rel_std <= self.max_noise else None
+
+    def short(self, n: int, measured_s: float) -> bool:
+        """True when the samples fall short of the rule's minimum (a cap stopped them first)."""
+        return n < self.min_samples or measured_s < self.min_time_s
 
 
 def relative_std(samples) -> float:
@@ -101,24 +112,22 @@ class Stats:
     max: float
     rel_std: float
     measured_s: float
-    stopped_by: str
+    stopped_by: str  # "noise" (the rule was met) or "time_cap" (max_time_s ran out first)
+    capped_before_min_samples: bool  # the cap came before min_samples / min_time_s were reached
     duty: float  # measured device time over the sampling loop's wall time (slowest rank)
     warmup_s: float  # wall time of back-to-back forwards before the first sample
     max_duty: float  # the policy: 1 = sustained, below 1 = idle gaps keep the duty under it
     sm_clock_mhz: list  # this rank's SM clock after each sample (CUDA with NVML), else []
+    clock_event_reasons: int | None  # NVML clock-event reasons seen after any sample, OR-ed
+    throttled: bool | None  # a throttle reason (nvml.THROTTLE_MASK) was seen; None: unknown
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(samples: list, rule: StoppingRule, measured_s: float, wall_s: float, **fields):
-    """Stats of one measurement: quartiles, spread, why it stopped, and the device's duty."""
+def summarize(samples: list, measured_s: float, wall_s: float, **fields) -> Stats:
+    """Stats of one measurement: quartiles, spread and the device's duty."""
     q = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
-    rel = relative_std(samples)
-    if wall_s >= rule.max_time_s:
-        stopped = f"time cap {rule.max_time_s:g} s (noise {rel:.2%})"
-    else:
-        stopped = f"noise {rel:.2%} <= {rule.max_noise:.2%}"
     return Stats(
         samples=samples,
         median=statistics.median(samples),
@@ -126,9 +135,8 @@ def summarize(samples: list, rule: StoppingRule, measured_s: float, wall_s: floa
         q3=q[2],
         min=min(samples),
         max=max(samples),
-        rel_std=rel,
+        rel_std=relative_std(samples),
         measured_s=measured_s,
-        stopped_by=stopped,
         duty=min(1.0, measured_s / wall_s) if wall_s > 0 else 1.0,
         **fields,
     )
@@ -152,22 +160,15 @@ class Flusher:
 class Sampler:
     """Times `fn` (one forward) on this rank; all ranks of ctx call it together."""
 
-    def __init__(
-        self,
-        ctx,
-        rule: StoppingRule,
-        sample_s: float = SAMPLE_S,
-        warmup_s: float = WARMUP_S,
-        max_duty: float = 1.0,
-    ):
+    def __init__(self, ctx, policy: TimingPolicy):
         self.ctx = ctx
-        self.rule = rule
-        self.sample_s = sample_s
-        self.warmup_s = warmup_s
-        self.max_duty = max_duty
+        self.rule = StoppingRule.of(policy)
+        self.sample_s = policy.sample_s
+        self.warmup_s = policy.warmup_s
+        self.max_duty = policy.max_duty
         self.cuda = ctx.device.type == "cuda"
         self.flush = Flusher(ctx.device)
-        self.clock = nvml.sm_clock_reader(ctx.device) if self.cuda else None
+        self.clock = nvml.clock_reader(ctx.device) if self.cuda else None
 
     def _sync(self):
         if self.cuda:
@@ -243,6 +244,7 @@ class Sampler:
         run = self._forwards(fn, mode, inner)
         warmup = self._warm_up(run)
         slowest, own, clocks = [], [], []
+        reasons = 0
         spread = Spread()
         measured = 0.0
         t_start = time.perf_counter()
@@ -252,13 +254,16 @@ class Sampler:
             self._align()
             t = self._once(run) / inner
             if self.clock is not None:
-                clocks.append(self.clock())
+                mhz, why = self.clock()
+                clocks.append(mhz)
+                reasons |= why
             own.append(t)
             t_max, wall = self.ctx.agree_max(t, time.perf_counter() - t_start)
             slowest.append(t_max)
             spread.add(t_max)
             measured += t_max * inner
-            if self.rule.done(spread, measured, wall):
+            stopped = self.rule.stop_reason(spread, measured, wall)
+            if stopped:
                 break
             self._rest(t_max * inner)
         wall = time.perf_counter() - t_start
@@ -268,18 +273,22 @@ class Sampler:
             dist.all_gather_object(medians, own_median, group=self.ctx.group)
         else:
             medians = [own_median]
+        capped_short = stopped == "time_cap" and self.rule.short(len(slowest), measured)
         return summarize(
             slowest,
-            self.rule,
             measured,
             wall,
             mode=mode,
             cache=cache,
             inner=inner,
             rank_medians=medians,
+            stopped_by=stopped,
+            capped_before_min_samples=capped_short,
             warmup_s=warmup,
             max_duty=self.max_duty,
             sm_clock_mhz=clocks,
+            clock_event_reasons=reasons if self.clock is not None else None,
+            throttled=bool(reasons & nvml.THROTTLE_MASK) if self.clock is not None else None,
         )
 
 

@@ -24,12 +24,13 @@ import torch
 import triton.testing
 
 from measure import nvml
-from measure.matrix import CellSpec
+from measure.cell import CellSpec
+from measure.cellbuild import build
+from measure.policy import TimingPolicy
 from measure.ranks import RankContext
-from measure.runner import build
-from measure.timing import Sampler, StoppingRule, capture_graph
+from measure.timing import Sampler, capture_graph
 
-RULE = StoppingRule(min_samples=10, min_time_s=0.5, max_time_s=3, max_noise=0.005)
+POLICY = TimingPolicy(min_samples=10, min_time_s=0.5, max_time_s=3, max_noise=0.005)
 BURST_DUTY = 0.4
 DEVICE = torch.device("cuda", 0)
 
@@ -56,7 +57,8 @@ def event_ms(run, count: int = 1) -> float:
 
 def trace(ctx, seconds: float = 4.0) -> list[dict]:
     """From idle: back-to-back ~10 ms samples, each with the clock and power after it."""
-    layer, x, _, _ = build(ctx, cell("dense_single", 16384, 1024), 1, "auto")
+    built = build(ctx, cell("dense_single", 16384, 1024), 1, "auto")
+    layer, x = built.layer, built.x
     xl = layer.local_input(x)
     one = capture_graph(lambda: layer.forward(xl), DEVICE)
     per = event_ms(one.replay, 3) / 3
@@ -73,13 +75,14 @@ def trace(ctx, seconds: float = 4.0) -> list[dict]:
 
 
 def time_cell(ctx, spec: CellSpec) -> dict:
-    layer, x, _, _ = build(ctx, spec, 1, "auto")
+    built = build(ctx, spec, 1, "auto")
+    layer, x = built.layer, built.x
     xl = layer.local_input(x)
 
     def fwd():
         return layer.forward(xl)
 
-    sustained = Sampler(ctx, RULE)
+    sustained = Sampler(ctx, POLICY)
     first = sustained.measure(fwd, "graph")
     one = capture_graph(fwd, DEVICE)
     tb = triton.testing.do_bench(one.replay, warmup=100, rep=500, return_mode="median")
@@ -87,7 +90,7 @@ def time_cell(ctx, spec: CellSpec) -> dict:
     tg = triton.testing.do_bench_cudagraph(fwd, rep=500, return_mode="median")
     clock_tg = clock_and_power()[0]
     second = sustained.measure(fwd, "graph")
-    burst = Sampler(ctx, RULE, sample_s=0.002, warmup_s=0.2, max_duty=BURST_DUTY)
+    burst = Sampler(ctx, POLICY.updated(sample_s=0.002, warmup_s=0.2, max_duty=BURST_DUTY))
     b1, b2 = burst.measure(fwd, "graph"), burst.measure(fwd, "graph")
     cold = sustained.measure(fwd, "graph", "cold")
     h1, h2 = first.median * 1e3, second.median * 1e3

@@ -6,8 +6,8 @@ import time
 import torch
 import torch.distributed as dist
 
-from measure.matrix import CellSpec
-from measure.runner import build
+from measure.cell import CellSpec
+from measure.cellbuild import build
 
 
 def rank_and_pid(ctx):
@@ -36,7 +36,8 @@ def sleep_on_rank0(ctx, seconds):
 def forward_output(ctx, cell_dict, seed):
     """Build the cell's method on this rank and return (X, W, b, Y) as float64 CPU tensors."""
     cell = CellSpec.from_dict(cell_dict)
-    layer, x, args, _ = build(ctx, cell, seed, "auto")
+    built = build(ctx, cell, seed, "auto")
+    layer, x, args = built.layer, built.x, built.args
     y = layer.forward(layer.local_input(x))
     b = None if args.bias is None else args.bias.double()
     return x.double(), args.weight.double(), b, y.double()
@@ -45,11 +46,12 @@ def forward_output(ctx, cell_dict, seed):
 def measure_uneven_sleeps(ctx):
     """Rank 1 sleeps twice as long per forward: both ranks must stop on the same sample, and
     the samples must be rank 1's (the slowest)."""
-    from measure.timing import Sampler, StoppingRule
+    from measure.policy import TimingPolicy
+    from measure.timing import Sampler
 
-    rule = StoppingRule(min_samples=4, min_time_s=0.01, max_time_s=2, max_noise=1.0)
+    policy = TimingPolicy(min_samples=4, min_time_s=0.01, max_time_s=2, max_noise=1.0)
     per = 0.001 * (1 + ctx.rank)
-    stats = Sampler(ctx, rule, sample_s=0.004, warmup_s=0.02).measure(
+    stats = Sampler(ctx, policy.updated(sample_s=0.004, warmup_s=0.02)).measure(
         lambda: time.sleep(per), "host"
     )
     return stats.as_dict()
@@ -59,7 +61,7 @@ def fill_uneven_window(ctx):
     """Forwards that all-reduce, rank 1 entering the window 30 ms late (its clock starts later):
     the loop must end on the same forward on both ranks, or the rank that stops first leaves
     the other waiting in all_reduce."""
-    from measure.runner import fill_window
+    from measure.energy import fill_window
 
     t = torch.ones(4)
 

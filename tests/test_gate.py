@@ -1,12 +1,14 @@
-"""The correctness gate bites: a planted wrong kernel fails its phase0 cell, loudly."""
+"""The correctness gate bites: a planted wrong kernel fails its cell, loudly, is recorded as
+failed, and leaves nothing behind for the benchmark files."""
 
 import pytest
 
 from common.errors import CorrectnessError
 from kernels.methods import BlockShockHalf
-from measure.matrix import CellSpec, load_matrix
+from measure.cell import CellSpec
+from measure.matrix import load_matrix
+from measure.phases import TaskOptions
 from measure.records import RunRecords, read_json
-from measure.runner import run_phase0
 from measure.session import BenchSession
 
 CELL = CellSpec(
@@ -14,18 +16,39 @@ CELL = CellSpec(
 )
 
 
-def _session(tmp_path):
+class InProcessPool:
+    """A world_size-1 'pool' that runs the task in this process (so monkeypatches apply)."""
+
+    world_size, generation, torchrun = 1, 0, None
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def get(self, world_size):
+        return self
+
+    def run(self, fn, *args):
+        return [fn(self.ctx, *args)]
+
+    def close(self):
+        pass
+
+
+def _session(tmp_path, ctx):
     matrix = load_matrix()
     return BenchSession(
         matrix=matrix,
         suite=matrix.suite("smoke"),
         seed=1,
         device_type="cpu",
-        timing={},
-        options={"backend": "auto"},
+        options=TaskOptions(),
         records=RunRecords(tmp_path, "planted"),
-        registry_factory=None,
+        registry_factory=lambda: InProcessPool(ctx),
     )
+
+
+def _record(tmp_path, cell):
+    return read_json(tmp_path / "planted" / "cells" / cell.phase / f"{cell.id}.json")
 
 
 def test_a_kernel_that_drops_one_group_fails_the_cell(solo_ctx, tmp_path, monkeypatch):
@@ -35,23 +58,23 @@ def test_a_kernel_that_drops_one_group_fails_the_cell(solo_ctx, tmp_path, monkey
         return m
 
     monkeypatch.setattr(BlockShockHalf, "_half_mask", drop_group_1)
-    bench = _session(tmp_path)
-    result = run_phase0(solo_ctx, CELL.as_dict(), 7, {"backend": "auto"})
     with pytest.raises(CorrectnessError) as e:
-        bench.finish(CELL, [result])
+        _session(tmp_path, solo_ctx).run(CELL)
     msg = str(e.value)
-    assert CELL.name in msg and "rank 0" in msg
-    assert f"relative Frobenius error {result['errors']['rel_fro']:.3e} exceeds" in msg
-    assert result["errors"]["rel_fro"] > 10 * result["errors"]["rel_fro_bound"]
-    doc = read_json(tmp_path / "planted" / "cells" / "phase0" / f"{CELL.id}.json")
-    assert doc["correct"] is False and "exceeds the bound" in doc["failure"]
+    assert CELL.name in msg and "rank 0" in msg and "exceeds" in msg
+    doc = _record(tmp_path, CELL)
+    assert doc["status"] == "failed" and doc["correct"] is False
+    assert doc["failure_kind"] == "wrong_result" and doc["failed_rank"] == 0
+    errors = doc["ranks"][0]["errors"]
+    assert errors["rel_fro"] > 10 * errors["rel_fro_bound"]
+    assert doc["published"] is False
 
 
 def test_the_same_cell_passes_without_the_plant(solo_ctx, tmp_path):
-    bench = _session(tmp_path)
-    result = run_phase0(solo_ctx, CELL.as_dict(), 7, {"backend": "auto"})
-    bench.finish(CELL, [result])
-    assert 0 < result["errors"]["rel_fro"] < result["errors"]["rel_fro_bound"]
+    result = _session(tmp_path, solo_ctx).run(CELL)
+    assert result.passed
+    assert 0 < result.ranks[0].errors.rel_fro < result.ranks[0].errors.rel_fro_bound
+    assert _record(tmp_path, CELL)["status"] == "passed"
 
 
 def test_nan_in_the_output_always_fails(solo_ctx, tmp_path, monkeypatch):
@@ -63,6 +86,38 @@ def test_nan_in_the_output_always_fails(solo_ctx, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(BlockShockHalf, "compute", one_nan)
-    result = run_phase0(solo_ctx, CELL.as_dict(), 7, {"backend": "auto"})
     with pytest.raises(CorrectnessError, match="1 output elements are NaN/inf"):
-        _session(tmp_path).finish(CELL, [result])
+        _session(tmp_path, solo_ctx).run(CELL)
+
+
+def test_nan_in_the_input_is_named_as_the_inputs_fault(solo_ctx, tmp_path, monkeypatch):
+    import measure.cellbuild as cb
+
+    original = cb.make_inputs
+
+    def nan_input(*a, **k):
+        x, w, b = original(*a, **k)
+        x[0, 0] = float("nan")
+        return x, w, b
+
+    monkeypatch.setattr(cb, "make_inputs", nan_input)
+    with pytest.raises(CorrectnessError, match=r"inputs \(X, W or b\) hold 1 NaN/inf"):
+        _session(tmp_path, solo_ctx).run(CELL)
+
+
+def test_a_phase1_cell_that_fails_its_check_is_never_timed(solo_ctx, tmp_path, monkeypatch):
+    """The ranks stop after the check: no sample is taken, no figure derived or recorded."""
+    cell = CellSpec(
+        "phase1", "block_shock_half", 256, 256, 8, "bf16", "random_2of4", "gaussian", 1, False
+    )
+    original = BlockShockHalf.compute
+
+    def five_percent_off(self, x):
+        return original(self, x).mul_(1.05)
+
+    monkeypatch.setattr(BlockShockHalf, "compute", five_percent_off)
+    with pytest.raises(CorrectnessError):
+        _session(tmp_path, solo_ctx).run(cell)
+    doc = _record(tmp_path, cell)
+    assert doc["status"] == "failed" and "figures" not in doc
+    assert doc["ranks"][0]["timing"] == {} and doc["published"] is False

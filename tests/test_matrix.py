@@ -5,14 +5,16 @@ import json
 import pytest
 
 from common.errors import MatrixError
-from measure.matrix import DEFAULT_PATH, METHOD_RULES, PERIODIC_MASKS, load_matrix
+from kernels.masks import PERIODIC_MASKS
+from kernels.registry import REGISTRY
+from measure.matrix import DEFAULT_PATH, load_matrix
 
 
 def test_smoke_suite_covers_every_method_and_mask_in_40_or_more_phase0_cells():
     smoke = load_matrix().suite("smoke")
     phase0 = [c for c in smoke.cells if c.phase == "phase0"]
     assert len(phase0) >= 40
-    two_rank_methods = {m for m, r in METHOD_RULES.items() if r["world_size"] != 1}
+    two_rank_methods = {m for m, r in REGISTRY.items() if r.world_size != 1}
     assert two_rank_methods | {"dense_single"} <= {c.method for c in phase0}
     assert set(load_matrix().axes["mask"]) <= {c.mask for c in phase0}
     assert {1, 2} <= {c.world_size for c in phase0}
@@ -97,8 +99,8 @@ def test_every_periodic_mask_is_in_the_axes():
 
 def test_gpu_only_rules_are_checked_before_anything_runs():
     from common.errors import CellSpecError
-    from measure.matrix import CellSpec
-    from measure.runner import preflight
+    from measure.cell import CellSpec
+    from measure.cellbuild import preflight
 
     odd = CellSpec(
         "phase0", "block_shock", 132, 128, 64, "bf16", "random_2of4", "gaussian", 2, False
@@ -123,4 +125,12 @@ def test_gpu_only_rules_are_checked_before_anything_runs():
 def test_a_zero_warm_up_is_a_valid_policy(write):
     path = write(lambda d: d["suites"]["smoke"]["timing"].update(warmup_s=0, max_duty=0.4))
     timing = load_matrix(path).suite("smoke").timing
-    assert timing["warmup_s"] == 0 and timing["max_duty"] == 0.4
+    assert timing.warmup_s == 0 and timing.max_duty == 0.4
+
+
+def test_the_registry_and_benchmarks_json_name_the_same_methods():
+    """Every method the matrix offers is registered, and every registered method is offered:
+    a method added in one place and forgotten in the other fails here, not in a sweep."""
+    assert set(load_matrix().axes["method"]) == set(REGISTRY)
+    for name, spec in REGISTRY.items():
+        assert spec.cls.name == name and spec.cls.collective == spec.collective

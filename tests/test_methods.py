@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from measure.matrix import CellSpec
-from measure.runner import build
+from measure.cell import CellSpec
+from measure.cellbuild import build
 from tests.rank_tasks import forward_output
 
 TWO_RANK = [
@@ -33,7 +33,8 @@ def test_two_rank_methods_equal_dense(gloo_pair, method, mask):
 
 
 def test_dense_single_equals_dense(solo_ctx):
-    layer, x, args, _ = build(solo_ctx, _cell("dense_single", None, 1), 5, "auto")
+    built = build(solo_ctx, _cell("dense_single", None, 1), 5, "auto")
+    layer, x, args = built.layer, built.x, built.args
     y = layer.forward(layer.local_input(x))
     torch.testing.assert_close(y, F.linear(x, args.weight, args.bias), rtol=1e-5, atol=1e-5)
 
@@ -41,7 +42,8 @@ def test_dense_single_equals_dense(solo_ctx):
 @pytest.mark.parametrize("method", ["block_shock_half", "dense_half"])
 def test_single_halves_equal_their_half_of_dense(solo_ctx, method):
     mask = "random_2of4" if method == "block_shock_half" else None
-    layer, x, args, _ = build(solo_ctx, _cell(method, mask, 1, bias=False), 5, "auto")
+    built = build(solo_ctx, _cell(method, mask, 1, bias=False), 5, "auto")
+    layer, x, args = built.layer, built.x, built.args
     y = layer.forward(layer.local_input(x))
     w_half = type(layer).effective_weight(args)
     torch.testing.assert_close(y, x @ w_half.t(), rtol=1e-5, atol=1e-5)
@@ -50,7 +52,8 @@ def test_single_halves_equal_their_half_of_dense(solo_ctx, method):
 
 def test_block_shock_halves_sum_to_the_weight_and_store_their_bytes(solo_ctx):
     cell = _cell("block_shock_half", "random_2of4", 1, bias=False)
-    layer, _, args, _ = build(solo_ctx, cell, 5, "auto")
+    built = build(solo_ctx, cell, 5, "auto")
+    layer, args = built.layer, built.args
     m0, m1 = args.masks
     torch.testing.assert_close(args.weight * m0 + args.weight * m1, args.weight)
     assert layer.half.backend == "emulated"

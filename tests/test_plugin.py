@@ -107,3 +107,125 @@ def test_under_torchrun_ranks_share_one_seed_and_only_rank0_writes(tmp_path):
     assert "torchrun started 2 ranks; this cell needs 1" in run.stdout
     (run_dir,) = results.iterdir()
     assert len(list(run_dir.glob("cells/phase0/*.json"))) == 2
+
+
+def _matrix_with(tmp_path, methods, blocks):
+    """benchmarks.json plus extra method names and a suite `planted` of the given blocks."""
+    from measure.matrix import DEFAULT_PATH
+
+    doc = json.loads(DEFAULT_PATH.read_text())
+    doc["axes"]["method"] += methods
+    doc["suites"]["planted"] = {"timing": doc["suites"]["smoke"]["timing"], "blocks": blocks}
+    path = tmp_path / "matrix.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_toy_method_added_through_the_registry_alone_runs_its_cells(tmp_path):
+    matrix = _matrix_with(
+        tmp_path,
+        ["toy_transposed_dense"],
+        [
+            {
+                "phase": ["phase0", "phase1"],
+                "method": ["toy_transposed_dense"],
+                "world_size": [1],
+                "N": [128],
+                "B": [8],
+                "bias": [True],
+            }
+        ],
+    )
+    run = run_bench(
+        "-p",
+        "tests.planted_methods",
+        "--bs-matrix",
+        str(matrix),
+        "--suite",
+        "planted",
+        "--bs-results",
+        str(tmp_path / "results"),
+        "--bs-energy",
+        "off",
+    )
+    assert "2 passed" in run.stdout
+
+
+def test_a_wrong_method_is_recorded_failed_and_never_published(tmp_path):
+    """Planted 5% wrong: its phase1 cell fails, the benchmark JSON holds no entry for it, the
+    summary marks it FAILED, and its record says so with the rank."""
+    matrix = _matrix_with(
+        tmp_path,
+        ["planted_wrong_dense"],
+        [
+            {
+                "phase": ["phase1"],
+                "method": ["planted_wrong_dense", "dense_single"],
+                "world_size": [1],
+                "N": [128],
+                "B": [8],
+            }
+        ],
+    )
+    out = tmp_path / "out.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "bench",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "tests.planted_methods",
+        "--bs-matrix",
+        str(matrix),
+        "--suite",
+        "planted",
+        "--bs-results",
+        str(tmp_path / "results"),
+        "--bs-energy",
+        "off",
+        f"--benchmark-json={out}",
+    ]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert "1 failed, 1 passed" in run.stdout
+    names = [b["name"] for b in json.loads(out.read_text())["benchmarks"]]
+    assert names == ["phase1[dense_single-N128-B8-bf16-gaussian-ws1]"]
+    assert "FAILED cells (no figure published)" in run.stdout
+    assert "phase1[planted_wrong_dense-N128-B8-bf16-gaussian-ws1]" in run.stdout
+    (run_dir,) = (tmp_path / "results").iterdir()
+    doc = json.loads(
+        (run_dir / "cells/phase1/planted_wrong_dense-N128-B8-bf16-gaussian-ws1.json").read_text()
+    )
+    assert doc["status"] == "failed" and doc["failure_kind"] == "wrong_result"
+    assert doc["failed_rank"] == 0 and doc["published"] is False and "figures" not in doc
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+def test_only_the_selected_cells_are_preflighted(tmp_path):
+    args = ("-p", "tests.strict_preflight", "--bs-results", str(tmp_path / "r"), "--co")
+    refused = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "planted machine rule: B=64" in refused.stderr
+    run_bench(*args, "-k", "B8")  # every B=64 cell deselected: nothing to refuse
+
+
+def test_help_and_collect_only_write_no_files(tmp_path):
+    results = tmp_path / "results"
+    run_bench("--co", "--bs-results", str(results))
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "--bs-results", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    assert not results.exists()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from measure.policy import TimingPolicy
 from measure.timing import Sampler, Spread, StoppingRule, relative_std
 from tests import rank_tasks
 
@@ -36,10 +37,10 @@ def test_running_spread_matches_statistics():
 
 
 def test_host_sampler_measures_real_sleeps(solo_ctx):
-    rule = StoppingRule(min_samples=5, min_time_s=0.02, max_time_s=2, max_noise=0.2)
-    stats = Sampler(solo_ctx, rule, sample_s=0.001, warmup_s=0.01).measure(
-        lambda: time.sleep(0.002), "host"
+    policy = TimingPolicy(
+        min_samples=5, min_time_s=0.02, max_time_s=2, max_noise=0.2, sample_s=0.001, warmup_s=0.01
     )
+    stats = Sampler(solo_ctx, policy).measure(lambda: time.sleep(0.002), "host")
     assert len(stats.samples) >= 5
     assert 0.002 <= stats.median < 0.01
     assert stats.min <= stats.q1 <= stats.median <= stats.q3 <= stats.max
@@ -49,14 +50,15 @@ def test_host_sampler_measures_real_sleeps(solo_ctx):
 
 
 def test_samples_are_sized_and_preceded_by_a_warm_up(solo_ctx):
-    rule = StoppingRule(min_samples=3, min_time_s=0.01, max_time_s=2, max_noise=1.0)
+    policy = TimingPolicy(min_samples=3, min_time_s=0.01, max_time_s=2, max_noise=1.0)
     calls = []
 
     def forward():
         calls.append(time.perf_counter())
         time.sleep(0.001)
 
-    stats = Sampler(solo_ctx, rule, sample_s=0.01, warmup_s=0.05).measure(forward, "host")
+    policy = policy.updated(sample_s=0.01, warmup_s=0.05)
+    stats = Sampler(solo_ctx, policy).measure(forward, "host")
     assert 5 <= stats.inner <= 10  # ~10 ms samples of >= 1 ms forwards
     assert stats.warmup_s >= 0.05
     assert len(calls) >= stats.inner * len(stats.samples) + 0.05 / 0.002
@@ -64,10 +66,8 @@ def test_samples_are_sized_and_preceded_by_a_warm_up(solo_ctx):
 
 
 def test_cold_samples_take_one_forward_each(solo_ctx):
-    rule = StoppingRule(min_samples=3, min_time_s=1e-4, max_time_s=2, max_noise=1.0)
-    stats = Sampler(solo_ctx, rule, warmup_s=0).measure(
-        lambda: time.sleep(1e-4), "host", cache="cold"
-    )
+    policy = TimingPolicy(min_samples=3, min_time_s=1e-4, max_time_s=2, max_noise=1.0, warmup_s=0)
+    stats = Sampler(solo_ctx, policy).measure(lambda: time.sleep(1e-4), "host", cache="cold")
     assert stats.inner == 1 and stats.cache == "cold"
 
 
