@@ -134,3 +134,9 @@ def test_the_registry_and_benchmarks_json_name_the_same_methods():
     assert set(load_matrix().axes["method"]) == set(REGISTRY)
     for name, spec in REGISTRY.items():
         assert spec.cls.name == name and spec.cls.collective == spec.collective
+
+
+def test_smoke_and_gpu_check_hold_every_registered_method():
+    """README says the smoke and gpu_check suites cover every method: this keeps it true."""
+    for name in ("smoke", "gpu_check"):
+        assert {c.method for c in load_matrix().suite(name).cells} == set(REGISTRY), name
