@@ -83,8 +83,18 @@ class Summary:
                 "marks: T throttled while timed, N noisy (stopped at the time cap), n stopped at "
                 "the time cap before min_samples, S ranks shared one GPU (not representative)"
             )
+        if any(r.emulated for r in self.timed):
+            console.print(EMULATED_NOTE)
         terminalreporter.write_sep("=", "Block-Shock bench summary")
         terminalreporter.write(buf.getvalue())
+
+
+EMULATED_NOTE = (
+    "EMULATED cells: host-clock times of masked dense math on this CPU. They show the harness "
+    "works; they are not for gating (--benchmark-compare-fail) or comparison with GPU runs: "
+    "microsecond cells move by large factors between runs on a shared CPU, and their % floor "
+    "(against CPU ceilings measured on buffers larger than the caches) can exceed 100%."
+)
 
 
 def _median(r: CellResult) -> float:
