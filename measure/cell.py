@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-AXES = ("phase", "method", "N", "N_out", "B", "dtype", "mask", "workload", "world_size", "bias")
+# Axes every cell has, then axes only some phases or methods take (None where they do not,
+# and then left out of the id, so the ids of cells that never had them stay the same).
+CORE_AXES = (
+    "phase",
+    "method",
+    "N",
+    "N_out",
+    "B",
+    "dtype",
+    "mask",
+    "workload",
+    "world_size",
+    "bias",
+)
+OPTIONAL_AXES = ("backend", "optimizer", "variant", "steps")
+AXES = CORE_AXES + OPTIONAL_AXES
 
 
 @dataclass(frozen=True)
@@ -19,6 +34,10 @@ class CellSpec:
     workload: str
     world_size: int
     bias: bool
+    backend: str | None = None  # the 2:4 kernel path of a semi-structured method (None: the run's)
+    optimizer: str | None = None  # phase3: sgd or adamw
+    variant: str | None = None  # phase3 of a 2:4 method: T1, T1m or T2
+    steps: int | None = None  # phase3: optimizer steps checked; drift: blocks applied
 
     @property
     def id(self) -> str:
@@ -30,6 +49,9 @@ class CellSpec:
         parts += [self.workload, f"ws{self.world_size}"]
         if self.bias:
             parts.append("bias")
+        parts += [v for v in (self.backend, self.optimizer, self.variant) if v]
+        if self.steps:
+            parts.append(f"T{self.steps}")
         return "-".join(parts)
 
     @property
@@ -41,4 +63,4 @@ class CellSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> CellSpec:
-        return cls(**{k: d[k] for k in AXES})
+        return cls(**{k: d[k] for k in CORE_AXES}, **{k: d.get(k) for k in OPTIONAL_AXES})

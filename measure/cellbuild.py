@@ -28,9 +28,16 @@ def resolve_backend(method: MethodSpec, device_type: str, requested: str) -> str
     return default_backend(torch.device("cuda")) if requested == "auto" else requested
 
 
+def unavailable_here(cell: CellSpec, device_type: str) -> str | None:
+    """Why a valid cell cannot run on this machine (skipped with this reason), or None."""
+    if cell.backend not in (None, "emulated") and device_type != "cuda":
+        return f"the {cell.backend} 2:4 backend needs a CUDA GPU; this run is on {device_type}"
+    return None
+
+
 def preflight(cell: CellSpec, device_type: str, requested_backend: str = "auto") -> None:
     """Rules that depend on the machine; raised before any rank starts work on the cell."""
-    backend = resolve_backend(spec(cell.method), device_type, requested_backend)
+    backend = resolve_backend(spec(cell.method), device_type, cell.backend or requested_backend)
     if backend and backend != "emulated":
         check_shape(cell.N_out, cell.N, cell.B, DTYPES[cell.dtype], backend, cell.name)
 
@@ -61,7 +68,7 @@ def build(
         g = torch.Generator(device=ctx.device)
         g.manual_seed(seed + 1)
         masks = make_mask_pair(cell.mask, w, g)
-    backend = resolve_backend(method, ctx.device.type, requested_backend)
+    backend = resolve_backend(method, ctx.device.type, cell.backend or requested_backend)
     args = BuildArgs(w, b, masks, cell.mask, cell.B, ctx.group, backend)
     before = _allocated(ctx)
     layer = method.cls(args)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
 from kernels.masks import PERIODIC_MASKS
 from kernels.registry import REGISTRY
-from measure.cell import AXES, CellSpec
+from measure.cell import AXES, OPTIONAL_AXES, CellSpec
 from measure.phases import PHASES
 from measure.policy import TimingPolicy
 
@@ -24,8 +24,16 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "benchmarks.json"
 SCHEMA_VERSION = 1
 
 LIST_AXES = ("phase", "method", "dtype", "mask", "workload", "bias")
+OPTIONAL_LIST_AXES = ("backend", "optimizer", "variant")  # benchmarks.json may omit their lists
 INT_AXES = ("N", "N_out", "B", "world_size")
-BLOCK_DEFAULTS = {"dtype": ["bf16"], "workload": ["gaussian"], "bias": [False], "N_out": [None]}
+BLOCK_DEFAULTS = {
+    "dtype": ["bf16"],
+    "workload": ["gaussian"],
+    "bias": [False],
+    "N_out": [None],
+    "mask": [None],
+    **{axis: [None] for axis in OPTIONAL_AXES},
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
         v = getattr(cell, axis)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise MatrixError(f"{name}: {axis} must be a positive integer, got {v!r}")
+    if cell.steps is not None and (not isinstance(cell.steps, int) or cell.steps <= 0):
+        raise MatrixError(f"{name}: steps must be a positive integer, got {cell.steps!r}")
     if spec.world_size is not None and cell.world_size != spec.world_size:
         raise MatrixError(
             f"{name}: {cell.method} runs with world_size {spec.world_size} only, "
@@ -93,6 +103,31 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
             raise MatrixError(f"{name}: a 2:4 mask needs N (input features) a multiple of 4")
     elif cell.mask is not None:
         raise MatrixError(f"{name}: {cell.method} takes no mask, got {cell.mask!r}")
+    if cell.backend is not None and not spec.semi_structured:
+        raise MatrixError(f"{name}: {cell.method} has no 2:4 kernel, so takes no backend")
+    phase = PHASES[cell.phase]
+    for axis in ("optimizer", "variant", "steps"):
+        wanted = axis in phase.axes and (axis != "variant" or spec.semi_structured)
+        value = getattr(cell, axis)
+        if wanted and value is None:
+            raise MatrixError(f"{name}: {cell.phase} of {cell.method} needs a {axis}")
+        if not wanted and value is not None:
+            raise MatrixError(f"{name}: {cell.phase} of {cell.method} takes no {axis}")
+
+
+def _normalized(cell: CellSpec) -> CellSpec:
+    """A block's cross product names every axis for every phase and method: each cell keeps
+    only the axes its phase and method take (a dense method's mask, a phase0 optimizer go)."""
+    spec = REGISTRY[cell.method]
+    phase = PHASES[cell.phase]
+    keep = {
+        "mask": spec.mask != "none",
+        "backend": spec.semi_structured,
+        "optimizer": "optimizer" in phase.axes,
+        "variant": "variant" in phase.axes and spec.semi_structured,
+        "steps": "steps" in phase.axes,
+    }
+    return replace(cell, **{axis: None for axis, kept in keep.items() if not kept})
 
 
 def _expand_block(path, where, block, axes) -> list[CellSpec]:
@@ -104,13 +139,14 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
     for axis, vals in values.items():
         if not isinstance(vals, list) or not vals:
             _fail(path, f"{where}.{axis}", f"must be a non-empty list, got {vals!r}")
-        if axis in LIST_AXES:
+        if axis in LIST_AXES + OPTIONAL_LIST_AXES:
             for v in vals:
-                if v not in axes[axis]:
+                if v is not None and v not in axes.get(axis, []):
                     _fail(
                         path,
                         f"{where}.{axis}",
-                        f"unknown value {v!r}{closest(v, axes[axis])}; allowed: {axes[axis]}",
+                        f"unknown value {v!r}{closest(v, axes.get(axis, []))}; "
+                        f"allowed: {axes.get(axis, [])}",
                     )
         else:
             for v in vals:
@@ -125,25 +161,16 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
                 f"{method} runs with world_size {fixed} only, "
                 f"and this block has {values['world_size']}",
             )
-    cells = []
-    masks = values.get("mask", [None])
-    for phase, method, n, n_out, b, dt, mask, wl, ws, bias in itertools.product(
-        values["phase"],
-        values["method"],
-        values["N"],
-        values["N_out"],
-        values["B"],
-        values["dtype"],
-        masks,
-        values["workload"],
-        values["world_size"],
-        values["bias"],
-    ):
-        fixed = REGISTRY[method].world_size
-        if fixed and ws != fixed:
+    cells: list[CellSpec] = []
+    for combo in itertools.product(*(values[axis] for axis in AXES)):
+        point = dict(zip(AXES, combo, strict=True))
+        fixed = REGISTRY[point["method"]].world_size
+        if fixed and point["world_size"] != fixed:
             continue  # a block may mix world sizes; each method keeps the ones it runs at
-        mask = mask if REGISTRY[method].mask != "none" else None
-        cell = CellSpec(phase, method, n, n_out or n, b, dt, mask, wl, ws, bias)
+        point["N_out"] = point["N_out"] or point["N"]
+        cell = _normalized(CellSpec(**point))
+        if cell in cells:
+            continue  # the axes it does not take collapsed it onto a cell already listed
         validate_cell(cell, f"{path}: {where}: {cell.name}")
         cells.append(cell)
     return cells
@@ -164,7 +191,7 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
             path, "schema_version", f"expected {SCHEMA_VERSION}, got {doc.get('schema_version')!r}"
         )
     axes = doc.get("axes", {})
-    _check_keys(path, "axes", axes, LIST_AXES)
+    _check_keys(path, "axes", axes, LIST_AXES + OPTIONAL_LIST_AXES)
     known = {"method": REGISTRY, "dtype": DTYPE_NAMES, "phase": PHASES}
     for axis, implemented in known.items():
         for v in axes.get(axis, []):

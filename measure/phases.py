@@ -138,7 +138,8 @@ def run_forward_timing(
 class Phase:
     name: str
     task: Callable
-    timed: bool  # publishes a forward timing (needs the pool's ceilings for its floor)
+    timed: bool  # publishes a timing (needs the pool's ceilings for its floor)
+    axes: tuple[str, ...] = ()  # the optional cell axes it needs (optimizer, variant, steps)
 
 
 PHASES: dict[str, Phase] = {

@@ -15,7 +15,7 @@ import torch
 from common.errors import BenchError
 from measure import records as rec
 from measure.cell import CellSpec
-from measure.cellbuild import preflight
+from measure.cellbuild import preflight, unavailable_here
 from measure.matrix import DEFAULT_PATH, load_matrix
 from measure.phases import TaskOptions
 from measure.policy import DEFAULT_POLICY
@@ -241,6 +241,10 @@ def pytest_collection_modifyitems(session, config, items):
                     reason=f"torchrun started {torchrun} ranks; this cell needs {cell.world_size}"
                 )
             )
+            continue
+        reason = unavailable_here(cell, bs.device_type)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"{cell.name}: {reason}"))
             continue
         try:
             preflight(cell, bs.device_type, bs.options.backend)
