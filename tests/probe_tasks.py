@@ -77,21 +77,23 @@ def _probe_args(ctx, cell: CellSpec, method, args: BuildArgs, seed: int) -> dict
     return fig.as_dict()
 
 
-def probe_cells(ctx, cell_dicts: list[dict], seed: int) -> list[dict]:
+def probe_cells(ctx, cell_dicts: list[dict], seed: int, backend: str = "auto") -> list[dict]:
     """The exact probe of every cell (all of this rank pool's world size), unplanted."""
     figures = []
     for c in cell_dicts:
         cell = CellSpec.from_dict(c)
-        layer, _, args, _ = build(ctx, cell, seed, "auto")
+        layer, _, args, _ = build(ctx, cell, seed, backend)
         del layer
         figures.append(_probe_args(ctx, cell, cell.method, args, seed))
     return figures
 
 
-def probe_faults(ctx, cell_dict: dict, on_rank: int, seed: int) -> dict[str, dict]:
+def probe_faults(
+    ctx, cell_dict: dict, on_rank: int, seed: int, backend: str = "auto"
+) -> dict[str, dict]:
     """The cell's probe figures unplanted ("none") and with each fault planted on `on_rank`."""
     cell = CellSpec.from_dict(cell_dict)
-    layer, _, args, _ = build(ctx, cell, seed, "auto")
+    layer, _, args, _ = build(ctx, cell, seed, backend)
     del layer
     base = METHODS[cell.method]
     methods = {k: planted(base, k, on_rank) for k in ("none", *FAULTS)}
