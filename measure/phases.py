@@ -4,7 +4,9 @@ A phase is a rank task with one shape, `task(ctx, cell_dict, method, seed, optio
 RankResult`,
 that the session runs on the cell's rank pool (or torchrun's ranks), and a flag saying whether
 it publishes a timing. Every pipeline starts with the same check: build the cell, compare one
-forward with float64; the ranks agree on the verdict, and a cell that failed its check stops
+forward with float64 under the derived bounds, then the exact probe (measure/probe.py: integer
+inputs on which the result must equal float64 bit for bit, so a single wrong weight fails at
+any K); the ranks agree on the verdict, and a cell that failed its check stops
 there, on every rank, before anything is timed. Adding a phase is one task here and one entry
 in PHASES (and a cell function in bench/).
 """
@@ -21,9 +23,10 @@ from common.errors import CorrectnessError
 from kernels.registry import MethodSpec
 from measure import checks, nvml
 from measure.cell import CellSpec
-from measure.cellbuild import BuiltCell, build, forward_peak_bytes
+from measure.cellbuild import build, forward_peak_bytes
 from measure.energy import meter_energy
 from measure.policy import TimingPolicy
+from measure.probe import assert_exact, exact_probe, poisoned_forward
 from measure.results import MemoryFigures, RankResult
 from measure.timing import Sampler
 
@@ -38,17 +41,12 @@ class TaskOptions:
     policy: TimingPolicy = TimingPolicy()
 
 
-def _check(ctx, cell: CellSpec, method: MethodSpec, built: BuiltCell) -> checks.ErrorFigures:
-    """Poison the outputs, run one forward, compare with float64."""
-    layer, x, args = built.layer, built.x, built.args
-    x_local = layer.local_input(x)
-    layer.out.fill_(float("nan"))
-    if hasattr(layer, "local"):
-        layer.local.fill_(float("nan"))
-    y = layer.forward(x_local)
+def check_forward(ctx, cell: CellSpec, layer, x, args) -> checks.ErrorFigures:
+    """Poison the outputs, run one forward of `layer`, compare with float64."""
+    y = poisoned_forward(layer, x)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
-    ref, absref = checks.reference(x, method.cls.effective_weight(args), args.bias)
+    ref, absref = checks.reference(x, type(layer).effective_weight(args), args.bias)
     bound = checks.bounds(DTYPES[cell.dtype], cell.N, layer.collective, ctx.world_size)
     return checks.error_figures(
         y, ref, absref, bound, checks.count_nonfinite(x, args.weight, args.bias)
@@ -74,9 +72,24 @@ def _checked(ctx, cell: CellSpec, method: MethodSpec, seed: int, options: TaskOp
         seed=seed,
         memory=MemoryFigures(layer.weight_bytes, built.build_peak_bytes, None),
     )
-    result.errors = _check(ctx, cell, method, built)
+    result.errors = check_forward(ctx, cell, layer, built.x, built.args)
+    exact = exact_probe(
+        ctx,
+        method.cls,
+        cell.N,
+        cell.N_out,
+        cell.B,
+        DTYPES[cell.dtype],
+        cell.bias,
+        built.args.masks,
+        cell.mask,
+        built.args.backend,
+        seed + 2,  # seed + 1 draws the masks
+    )
+    result.exact = exact.as_dict()
     try:
         checks.assert_correct(result.errors, cell.name, ctx.rank)
+        assert_exact(exact, cell.name, ctx.rank)
     except CorrectnessError as e:
         result.failure = str(e)
     (any_failed,) = ctx.agree_max(float(result.failure is not None))

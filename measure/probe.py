@@ -44,7 +44,8 @@ import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
-from kernels.methods import METHODS, BuildArgs, Method
+from kernels.methods import BuildArgs, Method
+from kernels.registry import spec
 
 GROUP_VALUES = (1.0, 2.0, 3.0, 4.0)  # magnitudes in a covered group; sum 10 = a group's budget
 CHUNK_ELEMENTS = 1 << 24  # W' and the reference are built in row chunks of this size
@@ -182,10 +183,10 @@ def exact_probe(
     backend: str | None,
     seed: int,
 ) -> ExactFigures:
-    """Build `method` (a METHODS name, or a class: tests plant faults that way) from W' and run
+    """Build `method` (a registered name, or a class: tests plant faults that way) from W' and run
     every probe through it. Call it on every rank of the group together: all draw the same
     inputs from `seed` and run the same number of forwards (collectives inside)."""
-    cls = METHODS[method] if isinstance(method, str) else method
+    cls = spec(method).cls if isinstance(method, str) else method
     dev = ctx.device
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)

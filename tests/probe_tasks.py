@@ -17,11 +17,13 @@ import torch
 
 from common.dtypes import DTYPES
 from common.errors import CorrectnessError
-from kernels.methods import METHODS, BuildArgs, Method
+from kernels.methods import BuildArgs, Method
+from kernels.registry import spec
 from measure import checks
-from measure.matrix import CellSpec
+from measure.cell import CellSpec
+from measure.cellbuild import build
+from measure.phases import check_forward
 from measure.probe import exact_probe
-from measure.runner import build, check
 
 FAULTS = ("double_drop", "swap", "flip")
 
@@ -82,8 +84,7 @@ def probe_cells(ctx, cell_dicts: list[dict], seed: int, backend: str = "auto") -
     figures = []
     for c in cell_dicts:
         cell = CellSpec.from_dict(c)
-        layer, _, args, _ = build(ctx, cell, seed, backend)
-        del layer
+        args = build(ctx, cell, seed, backend).args
         figures.append(_probe_args(ctx, cell, cell.method, args, seed))
     return figures
 
@@ -93,9 +94,8 @@ def probe_faults(
 ) -> dict[str, dict]:
     """The cell's probe figures unplanted ("none") and with each fault planted on `on_rank`."""
     cell = CellSpec.from_dict(cell_dict)
-    layer, _, args, _ = build(ctx, cell, seed, backend)
-    del layer
-    base = METHODS[cell.method]
+    args = build(ctx, cell, seed, backend).args
+    base = spec(cell.method).cls
     methods = {k: planted(base, k, on_rank) for k in ("none", *FAULTS)}
     return {k: _probe_args(ctx, cell, m, args, seed) for k, m in methods.items()}
 
@@ -104,13 +104,13 @@ def float_check_faults(ctx, cell_dict: dict, on_rank: int, seed: int) -> dict[st
     """Today's float figures on the cell's own (gaussian) inputs, unplanted ("none") and with
     each fault planted on `on_rank`."""
     cell = CellSpec.from_dict(cell_dict)
-    layer, x, args, _ = build(ctx, cell, seed, "auto")
-    del layer
-    methods = {k: planted(METHODS[cell.method], k, on_rank) for k in ("none", *FAULTS)}
-    return {k: check(ctx, cell, m(args), x, args) for k, m in methods.items()}
+    built = build(ctx, cell, seed, "auto")
+    x, args = built.x, built.args
+    methods = {k: planted(spec(cell.method).cls, k, on_rank) for k in ("none", *FAULTS)}
+    return {k: check_forward(ctx, cell, m(args), x, args) for k, m in methods.items()}
 
 
-def float_check_passes(fig: dict) -> bool:
+def float_check_passes(fig: checks.ErrorFigures) -> bool:
     try:
         checks.assert_correct(fig, "planted")
     except CorrectnessError:

@@ -12,7 +12,8 @@ import torch
 
 from common.errors import CorrectnessError
 from kernels.masks import make_mask_pair
-from measure.matrix import CellSpec, load_matrix
+from measure.cell import CellSpec
+from measure.matrix import load_matrix
 from measure.probe import (
     ExactFigures,
     assert_exact,
@@ -136,7 +137,7 @@ def test_the_float_check_passes_a_planted_fault_the_probe_fails(solo_ctx):
     cell = _faults_cell("dense_single", 4096, "bf16")
     figures = float_check_faults(solo_ctx, cell.as_dict(), 0, 5)
     for kind in ("none", *FAULTS):
-        assert figures[kind]["nonfinite"] == 0 and float_check_passes(figures[kind]), kind
+        assert figures[kind].nonfinite == 0 and float_check_passes(figures[kind]), kind
 
 
 def test_probe_counts_nan_as_a_mismatch(solo_ctx, monkeypatch):

@@ -4,7 +4,7 @@ ranks sharing one GPU. Run on a GPU machine; skipped with the reason where CUDA 
 import pytest
 import torch
 
-from measure.matrix import CellSpec
+from measure.cell import CellSpec
 from measure.probe import ExactFigures, assert_exact
 from measure.ranks import RankContext, RankPool
 from tests.probe_tasks import FAULTS, probe_cells, probe_faults
