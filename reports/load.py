@@ -106,8 +106,8 @@ def _refuse_duplicates(df: pd.DataFrame, what: str) -> None:
         return
     dup = df[df.duplicated("name", keep=False)].sort_values("name")
     if not dup.empty:
-        name = dup.name.iloc[0]
-        places = ", ".join(dup[dup.name == name].source)
+        name = dup["name"].iloc[0]
+        places = ", ".join(dup[dup["name"] == name].source)
         raise ReportInputError(f"{name}: {what} found twice, in {places}; give each cell once")
 
 

@@ -31,24 +31,24 @@ def _first_line(text) -> str:
 
 def sort_out(inputs: Inputs) -> Outcomes:
     recs, bench = inputs.records, inputs.benchmarks
-    status = dict(zip(recs.name, recs.status, strict=True))
+    status = dict(zip(recs["name"], recs.status, strict=True))
     said_wrong = (
         bench.correct.eq(False) if "correct" in bench else pd.Series(False, index=bench.index)
     )
-    not_passed = bench.name.map(lambda n: status.get(n, "passed") != "passed")
+    not_passed = bench["name"].map(lambda n: status.get(n, "passed") != "passed")
     excluded = bench[said_wrong & ~not_passed]  # the rest are listed by their record
     rows = [
         [r.name, r.status, r.failure_kind, r.failed_rank, _first_line(r.failure)]
         for r in recs[recs.status != "passed"].itertuples()
     ] + [
         [n, "excluded", None, None, "benchmark extra_info says correct: false"]
-        for n in excluded.name
+        for n in excluded["name"]
     ]
     left_out = pd.DataFrame(rows, columns=LEFT_OUT_COLUMNS).sort_values("cell")
     timed = bench[~said_wrong & ~not_passed]
     counts = []
     for phase in sorted(set(recs.phase) | set(bench.phase)):
-        names = set(recs.name[recs.phase == phase]) | set(bench.name[bench.phase == phase])
+        names = set(recs["name"][recs.phase == phase]) | set(bench["name"][bench.phase == phase])
         bad = names & set(left_out.cell)
         word = "correct" if phase == "phase0" else "passed"
         line = f"{phase}: {len(names) - len(bad)} of {len(names)} cells {word}"

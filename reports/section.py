@@ -39,7 +39,7 @@ def _capped(t: pd.DataFrame) -> list[str]:
     """Lines naming cells stopped by the time cap before their minimum sample count."""
     if "capped_before_min_samples" not in t:
         return []
-    names = t.name[t.capped_before_min_samples.eq(True)]
+    names = t["name"][t.capped_before_min_samples.eq(True)]
     if names.empty:
         return []
     return [
