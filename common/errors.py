@@ -37,6 +37,15 @@ class MeterUnavailable(BenchError):
     """No energy meter can read this device; the reason goes into the record, never a number."""
 
 
+class ReportInputError(BenchError):
+    """A report input is missing, malformed, given twice or of a record version not known here;
+    the message names the file and the field."""
+
+
+class ReportOutputError(BenchError):
+    """The report folder asked for is not one `reports build` made, so it is never replaced."""
+
+
 def closest(name: str, allowed) -> str:
     """Return ' (did you mean X?)' for the closest allowed name, or '' when none is close."""
     match = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.5)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.load import ReportInputError
+from common.errors import ReportInputError, ReportOutputError
 
 
 def main(argv=None) -> int:
@@ -18,13 +18,19 @@ def main(argv=None) -> int:
         "run-record folders (results/<run_id>)",
     )
     b.add_argument("inputs", nargs="+", type=Path)
-    b.add_argument("--out", required=True, type=Path, help="report folder (replaced whole)")
+    b.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="report folder: created, or replaced whole if an earlier report folder "
+        "(one holding .block-shock-report); any other non-empty folder is refused",
+    )
     args = p.parse_args(argv)
     from reports.build import build
 
     try:
         out = build(args.inputs, args.out)
-    except ReportInputError as e:
+    except (ReportInputError, ReportOutputError) as e:
         print(f"reports: {e}", file=sys.stderr)
         return 2
     print(out / "report.html")

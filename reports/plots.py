@@ -1,7 +1,15 @@
-"""The figures: one function per plot, each returning the PNG file name it wrote (or None)."""
+"""The figures: one function per plot, each returning the PNG file name it wrote (or None).
+
+Drawn for a reader who has not seen the data: each series keeps one colour and marker in every
+panel (10 colours x 7 markers, so no two of up to 70 series look alike), B is told by line
+style, legends sit outside the axes so they hide no point, N is ticked at the measured sizes,
+and bounds (floors, the error bound) are drawn where they apply.
+"""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -9,10 +17,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
+
+COLORS = plt.get_cmap("tab10").colors
+MARKERS = "osD^vPX"  # 7 and 10 are coprime: (colour, marker) repeats after 70 series
+LINESTYLES = ("-", "--", ":", "-.")
+FILLS = ("full", "none", "left", "bottom")  # B by fill too: a single-N point has no line
 
 
 def _save(fig, out: Path, name: str) -> str:
-    fig.tight_layout()
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
     return name
@@ -27,23 +41,88 @@ def _series(t: pd.DataFrame):
     return t.sort_values("N")
 
 
+def _styles(names) -> dict[str, dict]:
+    """One colour and marker per series name, the same in every panel of a figure."""
+    return {
+        n: {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
+        for i, n in enumerate(sorted(set(names)))
+    }
+
+
+def _b_styles(bs) -> dict[int, dict]:
+    """Line style and marker fill per B (or per dtype): the second look of a series."""
+    return {
+        b: {"ls": LINESTYLES[i % len(LINESTYLES)], "fillstyle": FILLS[i % len(FILLS)]}
+        for i, b in enumerate(sorted(set(bs)))
+    }
+
+
+def _figure(ncols: int = 1, height: float = 4.0):
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols + 3, height), layout="constrained")
+    return fig, axes
+
+
+def _legend(fig, styles: dict, extra: list[tuple[str, dict]] = ()) -> None:
+    """A legend beside the axes (never over them): one entry per series, then `extra` entries
+    (line styles of B, the floor, a bound) as (label, Line2D keywords)."""
+    handles = [Line2D([], [], ls="-", label=n, **s) for n, s in styles.items()]
+    handles += [Line2D([], [], label=lab, **kw) for lab, kw in extra]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
+
+
+def _n_axis(ax, ns) -> None:
+    """Log N axis ticked at the measured sizes only (log minor labels overlap)."""
+    ns = sorted(set(int(n) for n in ns))
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("N")
+
+
+def _b_legend(bstyles: dict, name: str = "B=") -> list[tuple[str, dict]]:
+    return [(f"{name}{b}", {"color": "k", "marker": "o", **st}) for b, st in bstyles.items()]
+
+
+def _log_y(ax) -> None:
+    """Log y with plain numbers (0.6, not 6x10^-1); between decades, every tick is labelled
+    over less than one decade, only 2 and 5 up to three, none beyond (labels would collide)."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo)
+    keep = range(1, 10) if decades < 1 else (2, 5) if decades < 3 else ()
+
+    def minor(v, _):
+        return f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in keep else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
 def time_vs_n(t, out, prefix, title):
     t = _series(t)
     bs = sorted(t.B.unique())
-    fig, axes = plt.subplots(1, len(bs), figsize=(5 * len(bs), 4), squeeze=False)
-    for ax, b in zip(axes[0], bs, strict=True):
-        for i, (s, g) in enumerate(t[t.B == b].groupby("series")):
-            line = ax.loglog(g.N, g.median_s * 1e3, "o-", label=s)[0]
-            ax.loglog(
+    styles = _styles(t.series)
+    fig, axes = _figure(len(bs))
+    axes = axes if len(bs) > 1 else [axes]
+    for ax, b in zip(axes, bs, strict=True):
+        tb = t[t.B == b]
+        for s, g in tb.groupby("series"):
+            ax.plot(g.N, g.median_s * 1e3, ls="-", **styles[s])
+            # a floor is drawn with a flat tick too, so a single-N series still shows it
+            ax.plot(
                 g.N,
                 g.floor_s * 1e3,
-                "--",
-                color=line.get_color(),
+                ls="--",
+                marker="_",
+                ms=12,
                 alpha=0.6,
-                label="floor" if i == 0 else None,
+                color=styles[s]["color"],
             )
-        ax.set(title=f"{title} B={b}", xlabel="N", ylabel="forward ms (dashed: floor)")
-        ax.legend(fontsize=7)
+        _log_y(ax)
+        _n_axis(ax, tb.N)
+        ax.set(title=f"B={b}", ylabel="forward ms")
+    fig.suptitle("\n".join(textwrap.wrap(f"forward time vs N: {title}", 70)))
+    _legend(fig, styles, [("floor (dashed, same colour)", {"color": "k", "ls": "--"})])
     return _save(fig, out, prefix + "time_vs_n.png")
 
 
@@ -51,21 +130,25 @@ def speedup(t, out, prefix, baseline):
     t = _series(t)
     if baseline not in set(t.method):
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    others = t[t.method != baseline]
+    styles, bstyles = _styles(others.series), _b_styles(t.B)
+    fig, ax = _figure()
     for b, gb in t.groupby("B"):
         base = gb[gb.method == baseline].groupby("N").median_s.median()  # several runs: median
         for s, g in gb[gb.method != baseline].groupby("series"):
             g = g[g.N.isin(base.index)]
-            ax.semilogx(g.N, base.loc[g.N].values / g.median_s.values, "o-", label=f"{s} B={b}")
+            ax.plot(g.N, base.loc[g.N].values / g.median_s.values, **bstyles[b], **styles[s])
     ax.axhline(1, color="k", lw=0.8)
-    ax.set(xlabel="N", ylabel=f"speedup vs {baseline}", title=f"speedup vs {baseline}")
-    ax.legend(fontsize=6)
+    _log_y(ax)
+    _n_axis(ax, t.N)
+    ax.set(ylabel=f"speedup vs {baseline} (>1: faster)", title=f"speedup vs {baseline}")
+    _legend(fig, styles, _b_legend(bstyles))
     return _save(fig, out, prefix + f"speedup_vs_{baseline}.png")
 
 
 def breakdown(t, out, prefix):
     t = _series(t)
-    big = t[t.N == t.N.max()]
+    big = t[t.N == t.N.max()].sort_values(["series", "B"])
     if big.empty:
         return None
     cols = {
@@ -74,12 +157,16 @@ def breakdown(t, out, prefix):
         "host (eager - graph)": big.host_overhead_s.fillna(0).clip(lower=0),
     }
     df = pd.DataFrame(cols).set_index(big.series + " B=" + big.B.astype(str)) * 1e3
-    fig, ax = plt.subplots(figsize=(8, 4))
-    df.plot.barh(stacked=True, ax=ax)
+    fig, ax = _figure(height=1.5 + 0.22 * len(df))  # one readable row per bar
+    df.plot.barh(stacked=True, ax=ax, legend=False)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
     ax.set(
         xlabel="ms per forward",
+        ylabel="",
         title=f"breakdown at N={big.N.max()}\n(compress: not measured, phase3 not built)",
     )
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return _save(fig, out, prefix + "breakdown.png")
 
 
@@ -91,14 +178,17 @@ def _lines(t, y, name, out, ylabel, title, loglog=False, ref=None, needs=None):
             return None
         t = t[t[needs].notna()]
     t = _series(t)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plot = ax.loglog if loglog else ax.semilogx
+    styles, bstyles = _styles(t.series), _b_styles(t.B)
+    fig, ax = _figure()
     for (s, b), g in t.groupby(["series", "B"]):
-        plot(g.N, y(g), "o-", label=f"{s} B={b}")
+        ax.plot(g.N, y(g), **bstyles[b], **styles[s])
     if ref is not None:
         ax.axhline(ref, color="k", lw=0.8)
-    ax.set(xlabel="N", ylabel=ylabel, title=title)
-    ax.legend(fontsize=6)
+    if loglog:
+        _log_y(ax)
+    _n_axis(ax, t.N)
+    ax.set(ylabel=ylabel, title=title)
+    _legend(fig, styles, _b_legend(bstyles))
     return _save(fig, out, name)
 
 
@@ -123,14 +213,20 @@ def memory(t, out, prefix):
             for p in t.peak_forward_bytes_per_rank
         ],
     )
-    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = _styles(t.series)
+    fig, ax = _figure()
     for s, g in t.groupby("series"):
         g = g.groupby("N")[["weight", "peak"]].max()
-        line = ax.loglog(g.index, g.weight / 2**20, "o-", label=f"{s} weights")[0]
+        ax.plot(g.index, g.weight / 2**20, ls="-", **styles[s])
         if g.peak.notna().any():
-            ax.loglog(g.index, g.peak / 2**20, "x--", color=line.get_color(), label=f"{s} peak")
-    ax.set(xlabel="N", ylabel="MiB per rank", title="weight bytes and peak memory per rank")
-    ax.legend(fontsize=6)
+            ax.plot(g.index, g.peak / 2**20, ls="--", **styles[s])
+    _log_y(ax)
+    _n_axis(ax, t.N)
+    ax.set(
+        ylabel="MiB per rank",
+        title="memory per rank\nweights (solid), peak of one forward (dashed)",
+    )
+    _legend(fig, styles)
     return _save(fig, out, prefix + "memory.png")
 
 
@@ -148,15 +244,27 @@ def energy(t, out, prefix):
 
 
 def errors(t, out, prefix):
+    """Worst relative error per series, dtype and N, beside the bound each dtype's cells were
+    held to (a point above its dtype's black line failed)."""
     if t.empty or "rel_fro_error" not in t:
         return None
-    t = _series(t)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for s, g in t.groupby("series"):
+    t = _series(t[t.rel_fro_error.notna()])
+    if t.empty:
+        return None
+    styles, dstyles = _styles(t.series), _b_styles(t.dtype)
+    bounded = "rel_fro_bound" in t and t.rel_fro_bound.notna().any()
+    fig, ax = _figure()
+    for (s, d), g in t.groupby(["series", "dtype"]):
         g = g.groupby("N").rel_fro_error.max()
-        ax.loglog(g.index, g.values, "o-", label=s)
-    ax.set(xlabel="N", ylabel="relative Frobenius error vs float64", title="phase0 error")
-    ax.legend(fontsize=6)
+        ax.plot(g.index, g.values, **dstyles[d], **styles[s])
+    for d, g in t[t.rel_fro_bound.notna()].groupby("dtype") if bounded else []:
+        bound = g.groupby("N").rel_fro_bound.max()
+        ax.plot(bound.index, bound.values, color="k", lw=2, ls=dstyles[d]["ls"], marker="_", ms=16)
+    _log_y(ax)
+    _n_axis(ax, t.N)
+    title = "phase0 error" + (" and its bound (black, per dtype)" if bounded else "")
+    ax.set(ylabel="relative Frobenius error vs float64", title=title)
+    _legend(fig, styles, _b_legend(dstyles, ""))
     return _save(fig, out, prefix + "errors.png")
 
 

@@ -1,13 +1,15 @@
 """Reports built from files the harness itself wrote (a small smoke run on this machine)."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
+from common.errors import ReportInputError
 from reports.__main__ import main
 from reports.build import build
-from reports.load import ReportInputError
+from reports.outdir import MARKER
 from tests.conftest import run_bench
 
 SELECT = (
@@ -31,7 +33,7 @@ def test_build_writes_every_file_with_the_rows_of_the_run(harness_run, tmp_path)
     bench_json, run_dir = harness_run
     out = build([bench_json, run_dir], tmp_path / "report")
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "report.html", "tables"} <= names
+    assert {"report.md", "report.html", "tables", MARKER} <= names
     pngs = sorted(p for p in out.glob("*.png"))
     assert {p.name for p in pngs} >= {
         "emulated_time_vs_n.png",
@@ -60,14 +62,69 @@ def test_build_writes_every_file_with_the_rows_of_the_run(harness_run, tmp_path)
     assert list(study.N) == [4096, 16384, 40960, 81920]  # emulated rows never join the GPU table
     md = (out / "report.md").read_text()
     assert "Emulated results (CPU" in md and "## GPU results" not in md
+    assert "phase0: 4 of 4 cells correct." in md and "phase1: 4 of 4 cells passed." in md
+    assert "### phase1 forward (median host time, passed cells only)" in md
+    assert "device time" not in md  # the emulated path times with the host clock
     assert "H1 kernel ceiling" in md and "not yet measured" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(pngs)
 
 
+def edited(bench_json, tmp_path, edit):
+    """A copy of the harness's benchmark JSON with `edit(benchmarks by method)` applied."""
+    doc = json.loads(bench_json.read_text())
+    edit({b["extra_info"]["cell"]["method"]: b for b in doc["benchmarks"]})
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_only_passed_cells_reach_tables_and_the_rest_are_listed(harness_run, tmp_path):
+    bench_json, run_dir = harness_run
+
+    def edit(by_method):
+        by_method["dense_tp_row"]["extra_info"]["correct"] = False
+        by_method["dense_single"]["extra_info"]["capped_before_min_samples"] = True
+
+    records = shutil.copytree(run_dir, tmp_path / run_dir.name)
+    (bs_record,) = records.glob("cells/phase1/block_shock-*.json")
+    doc = json.loads(bs_record.read_text())
+    bs_record.write_text(json.dumps({**doc, "correct": False, "failure": "planted\nmore"}))
+    out = build([edited(bench_json, tmp_path, edit), records], tmp_path / "report")
+    phase1 = pd.read_csv(out / "tables" / "emulated_phase1.csv")
+    assert sorted(phase1.method) == ["dense_single", "masked_split_dense"]
+    assert phase1.capped_before_min_samples.eq(True).tolist() == [True, False]
+    md = (out / "report.md").read_text()
+    assert "phase1: 2 of 4 cells passed (2 left out, listed below)." in md
+    assert "| excluded | - | - | benchmark extra_info says correct: false |" in md
+    assert "-ws2] | failed | wrong_result | - | planted |" in md
+    assert "(capped_before_min_samples): phase1[dense_single-N128-B8-bf16-gaussian-ws1]" in md
+
+
+def test_a_malformed_or_repeated_benchmark_file_is_refused_by_name(harness_run, tmp_path, capsys):
+    bench_json, _ = harness_run
+    out = tmp_path / "report"
+
+    def slow(by_method):
+        by_method["dense_single"]["stats"]["median"] = "fast"
+
+    bad = edited(bench_json, tmp_path, slow)
+    copy = shutil.copy(bench_json, tmp_path / "copy.json")
+    for inputs, words in (
+        ([bad], [str(bad), "stats.median is 'fast', not a finite number"]),
+        ([bench_json, bench_json], [str(bench_json), "given twice"]),
+        ([bench_json, copy], ["-N128-B8-bf16-", "benchmark found twice", str(copy)]),
+    ):
+        assert main(["build", *map(str, inputs), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert all(w in err for w in words), err
+        assert not out.exists()
+
+
 def test_bad_inputs_are_named_and_leave_the_folder_untouched(tmp_path, capsys):
     out = tmp_path / "report"
     out.mkdir()
+    (out / MARKER).write_text("an earlier report folder\n")
     (out / "keep.txt").write_text("earlier report")
     empty = tmp_path / "empty.json"
     empty.write_text("")
@@ -86,7 +143,7 @@ def test_bad_inputs_are_named_and_leave_the_folder_untouched(tmp_path, capsys):
         assert str(bad) in err and message in err
         with pytest.raises(ReportInputError):
             build([bad], out)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report-")]
 
 
