@@ -89,7 +89,8 @@ def test_only_passed_cells_reach_tables_and_the_rest_are_listed(harness_run, tmp
     records = shutil.copytree(run_dir, tmp_path / run_dir.name)
     (bs_record,) = records.glob("cells/phase1/block_shock-*.json")
     doc = json.loads(bs_record.read_text())
-    bs_record.write_text(json.dumps({**doc, "correct": False, "failure": "planted\nmore"}))
+    failed = {"status": "failed", "correct": False, "failure": "planted\nmore"}
+    bs_record.write_text(json.dumps({**doc, **failed, "failure_kind": "wrong_result"}))
     out = build([edited(bench_json, tmp_path, edit), records], tmp_path / "report")
     phase1 = pd.read_csv(out / "tables" / "emulated_phase1.csv")
     assert sorted(phase1.method) == ["dense_single", "masked_split_dense"]
