@@ -219,6 +219,11 @@ class Sparse24Matmul:
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         n_out, n_in = self.c.shape
+        if x.shape != (self.batch, n_in) or x.stride(1) != 1 or out.stride(1) != 1:
+            raise CellSpecError(
+                f"triton 2:4 kernel built for X {self.batch} x {n_in} with unit column stride, "
+                f"got X {tuple(x.shape)} strides {x.stride()}, out strides {out.stride()}"
+            )
         cfg = self.config
         split = cfg.split_k > 1
         target = self.partials if split else out
