@@ -23,20 +23,29 @@ import torch
 ENV = "BS_CSLT_ALG_CACHE"
 
 
-def cache_path() -> Path | None:
-    """The cache file, or None when the cache is switched off."""
-    value = os.environ.get(ENV, "")
+def cache_path(env: str = ENV, filename: str = "cslt_algs.json") -> Path | None:
+    """The cache file named by `env` (default: ~/.cache/block-shock-bench/`filename`), or None
+    when that variable says "off". Other kernels' tuning caches pass their own pair."""
+    value = os.environ.get(env, "")
     if value.lower() == "off":
         return None
     if value:
         return Path(value)
-    return Path.home() / ".cache" / "block-shock-bench" / "cslt_algs.json"
+    return Path.home() / ".cache" / "block-shock-bench" / filename
 
 
-def key(device_name: str, dtype: torch.dtype, n_out: int, n_in: int, batch: int) -> str:
-    version = torch.backends.cusparselt.version()
+def key(
+    device_name: str,
+    dtype: torch.dtype,
+    n_out: int,
+    n_in: int,
+    batch: int,
+    library: str | None = None,
+) -> str:
+    """One cache entry's key; `library` (default: the cuSPARSELt version) names what was tuned."""
+    library = library or f"cusparselt {torch.backends.cusparselt.version()}"
     return (
-        f"{device_name} | cusparselt {version} | torch {torch.__version__} | "
+        f"{device_name} | {library} | torch {torch.__version__} | "
         f"{str(dtype).removeprefix('torch.')} | {n_out}x{n_in} | B{batch}"
     )
 
@@ -54,7 +63,13 @@ def lookup(path: Path, k: str) -> int | None:
     return alg if isinstance(alg, int) and not isinstance(alg, bool) else None
 
 
-def store(path: Path, k: str, alg: int) -> None:
+def lookup_name(path: Path, k: str) -> str | None:
+    """A stored string (a tuned configuration's name), or None."""
+    value = _read(path).get(k)
+    return value if isinstance(value, str) else None
+
+
+def store(path: Path, k: str, alg: int | str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = _read(path)
     doc[k] = alg

@@ -5,6 +5,12 @@
   shape: see kernels/alg_cache.py): no per-call descriptor or dispatch cost beyond one op.
 - "flinear": torch.sparse.to_sparse_semi_structured and F.linear, the path most users write;
   kept selectable so its per-call host cost is measured beside "cslt", not asserted.
+- "triton": this project's compressed format (kernels/compressed24.py) and Triton kernel
+  (kernels/triton24.py), its configuration tuned per GPU and shape (kernels/tune24.py); `alg_id`
+  holds the configuration's name.
+- "cslt_padded": "cslt" with B padded up to the batch size (B rounded up to 8, or 64, 128, 256)
+  that ran fastest when the half was built: cuSPARSELt's small-batch kernels are slower than
+  its B=256 ones on Hopper. `padded_batch` records the B that runs.
 - "emulated": masked dense math on the CPU (no semi-structured kernels exist there). Every
   record of a cell that used it says so.
 """
@@ -17,7 +23,8 @@ import torch.nn.functional as F
 from common.errors import CellSpecError
 from kernels import alg_cache
 
-BACKENDS = ("cslt", "flinear", "emulated")
+BACKENDS = ("cslt", "flinear", "triton", "cslt_padded", "emulated")
+PAD_BATCHES = (64, 128, 256)
 
 
 def default_backend(device: torch.device) -> str:
@@ -28,6 +35,10 @@ def check_shape(n_out: int, n_in: int, batch: int, dtype: torch.dtype, backend: 
     """Raise CellSpecError before anything runs if the semi-structured kernel cannot take it."""
     if backend == "emulated":
         return
+    if backend == "triton":
+        from kernels.triton24 import check_shape as check_triton
+
+        return check_triton(n_out, n_in, batch, dtype, where)
     if dtype not in (torch.bfloat16, torch.float16):
         raise CellSpecError(f"{where}: 2:4 kernels ({backend}) need bf16 or fp16, got {dtype}")
     if n_out % 64 or n_in % 64:
@@ -68,6 +79,7 @@ class SemiStructuredHalf:
         self.alg_id: int | None = None
         self.alg_source: str | None = None
         self.search_error: str | None = None
+        self.padded_batch: int | None = None
         if backend == "emulated":
             self.weight = w_masked.contiguous()
             self.stored_bytes = self.weight.numel() * self.weight.element_size()
@@ -77,14 +89,61 @@ class SemiStructuredHalf:
             SparseSemiStructuredTensor._FORCE_CUTLASS = False
             self.weight = to_sparse_semi_structured(w_masked)
             self.stored_bytes = _tensor_bytes(self.weight.packed)
+        elif backend == "triton":
+            self._build_triton(w_masked, x_example)
         else:
             self.packed = torch._cslt_compress(w_masked)
-            self.alg_id, self.alg_source = 0, "default"
-            if search_is_safe(w_masked.dtype):
-                self.alg_id, self.alg_source = self._choose_alg(w_masked, x_example)
-            else:
-                self.search_error = FP16_SEARCH_BROKEN
             self.stored_bytes = _tensor_bytes(self.packed)
+            if backend == "cslt_padded":
+                self._choose_padding(w_masked, x_example)
+            else:
+                self.alg_id, self.alg_source = self._safe_alg(w_masked, x_example)
+
+    def _safe_alg(self, w: torch.Tensor, x: torch.Tensor) -> tuple[int, str]:
+        """The searched alg where the search is safe, else alg 0 with the reason recorded."""
+        if search_is_safe(w.dtype):
+            return self._choose_alg(w, x)
+        self.search_error = FP16_SEARCH_BROKEN
+        return 0, "default"
+
+    def _build_triton(self, w: torch.Tensor, x: torch.Tensor) -> None:
+        from kernels import triton24, tune24
+        from kernels.compressed24 import compress
+
+        where = f"SemiStructuredHalf {tuple(w.shape)} B={x.shape[0]}"
+        self.compressed = compress(w, where)
+        config, self.alg_source, _ = tune24.choose(self.compressed, self.bias, x, where)
+        self.alg_id = config.name
+        batch = x.shape[0]
+        self._triton = triton24.Sparse24Matmul(self.compressed, self.bias, batch, config, where)
+        self.stored_bytes = self.compressed.nbytes
+
+    def _choose_padding(self, w: torch.Tensor, x: torch.Tensor) -> None:
+        """Time cuSPARSELt at B and each larger padded batch; keep the fastest (cached)."""
+        from kernels.tune24 import median_ms
+
+        batch = x.shape[0]
+        path = alg_cache.cache_path()
+        name = torch.cuda.get_device_name(w.device)
+        k = alg_cache.key(name, w.dtype, w.shape[0], w.shape[1], batch, library="cslt padded B")
+        padded = alg_cache.lookup(path, k) if path is not None else None
+        options = {-(-batch // 8) * 8, *(b for b in PAD_BATCHES if b >= batch)}
+        if padded not in options:
+            times = {}
+            for b in sorted(options):
+                self._pad_to(b, x, w)
+                times[b] = median_ms(lambda: self.mm(x))
+            padded = min(times, key=times.get)
+            if path is not None:
+                alg_cache.store(path, k, padded)
+        self._pad_to(padded, x, w)
+
+    def _pad_to(self, padded: int, x: torch.Tensor, w: torch.Tensor) -> None:
+        """Rows B.. of the padded input stay zero; their outputs are never read."""
+        self.padded_batch = padded
+        self.x_padded = torch.zeros(padded, x.shape[1], dtype=x.dtype, device=x.device)
+        self.x_padded[: x.shape[0]] = x
+        self.alg_id, self.alg_source = self._safe_alg(w, self.x_padded)
 
     def _choose_alg(self, w: torch.Tensor, x: torch.Tensor) -> tuple[int, str]:
         """The cached alg id for this machine and shape, else the search's (then cached)."""
@@ -102,6 +161,15 @@ class SemiStructuredHalf:
         return alg, "search"
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "triton":
+            out = torch.empty(x.shape[0], self.compressed.shape[0], dtype=x.dtype, device=x.device)
+            return self._triton(x, out)
+        if self.backend == "cslt_padded":
+            self.x_padded[: x.shape[0]].copy_(x)
+            y = torch._cslt_sparse_mm(
+                self.packed, self.x_padded.t(), transpose_result=True, alg_id=self.alg_id
+            )
+            return y[: x.shape[0]]
         if self.backend == "cslt":
             # The bias is not fused here (see `mm_into`): it was unfused after an fp16 bias cell
             # failed in the search on an H100, before fp16 search itself was found to be the
@@ -112,9 +180,12 @@ class SemiStructuredHalf:
         return F.linear(x, self.weight, self.bias)
 
     def mm_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """x @ W_g^T (+ bias) written into `out`; the cslt bias rides on the copy into `out`."""
+        """x @ W_g^T (+ bias) written into `out`; the cslt bias rides on the copy into `out`,
+        the triton kernel writes `out` itself with the bias fused."""
+        if self.backend == "triton":
+            return self._triton(x, out)
         y = self.mm(x)
-        if self.backend == "cslt" and self.bias is not None:
+        if self.backend in ("cslt", "cslt_padded") and self.bias is not None:
             return torch.add(y, self.bias, out=out)
         return out.copy_(y)
 

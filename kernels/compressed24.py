@@ -1,0 +1,92 @@
+"""This project's own compressed form of a 2:4 half W_g (N_out x N_in, 2:4 along input columns).
+
+Why our own: cuSPARSELt's packed buffer is opaque, so a kernel of ours (kernels/triton24.py)
+needs a layout it can read with wide loads. Per row, every group of 4 input columns keeps 2:
+
+- `values`: N_out x N_in/2, the weight's dtype, the two kept values of group g at columns 2g and
+  2g+1 in increasing input-column order. Read as int32, one word is one group's pair (the value
+  at column 2g in the low half): the kernel loads 16-byte vectors of whole groups.
+- `meta`: N_out x N_in/32 int32. Group g's two in-group indices (i0 < i1, each 2 bits) form the
+  nibble i0 | i1 << 2 at bits 4*(g % 8) of word g // 8: 16 indices per word.
+
+At 16-bit values that is N_in * 2 + N_in / 8 bytes a row against N_in * 2 * 2 dense: 9/16.
+A group with fewer than two nonzeros (a kept weight that is exactly zero) keeps its nonzero and
+the lowest free positions, so `decompress(compress(w))` equals `w` for every valid input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from common.errors import CellSpecError, MaskError
+
+GROUPS_PER_WORD = 8  # nibbles of one int32 meta word
+COLUMNS_PER_WORD = 4 * GROUPS_PER_WORD
+
+
+@dataclass(frozen=True)
+class Compressed24:
+    """A 2:4 half in this project's format (see the module docstring for the layout)."""
+
+    values: torch.Tensor  # N_out x N_in/2, the weight's dtype
+    meta: torch.Tensor  # N_out x N_in/32, int32
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N_out, N_in) of the dense weight this stands for."""
+        return self.values.shape[0], self.values.shape[1] * 2
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a kernel must read to use the whole weight."""
+        return sum(t.numel() * t.element_size() for t in (self.values, self.meta))
+
+
+def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
+    """Compress a 2-D weight with at most two nonzeros in every group of 4 input columns.
+
+    Raises CellSpecError for a shape the format cannot hold and MaskError naming the first
+    group that keeps more than two.
+    """
+    if w_masked.dim() != 2 or w_masked.shape[1] % COLUMNS_PER_WORD:
+        raise CellSpecError(
+            f"{where}: the 2:4 format needs a 2-D weight with N_in a multiple of "
+            f"{COLUMNS_PER_WORD} (8 groups per int32 meta word), got {tuple(w_masked.shape)}"
+        )
+    n_out, n_in = w_masked.shape
+    groups = w_masked.reshape(n_out, n_in // 4, 4)
+    nonzero = groups != 0
+    count = nonzero.sum(-1)
+    if (count > 2).any():
+        r, g = (count > 2).nonzero()[0].tolist()
+        raise MaskError(
+            f"{where}: not 2:4: row {r}, group {g} (input columns {4 * g}..{4 * g + 3}) has "
+            f"{count[r, g].item()} nonzeros, at most 2 of every 4 allowed"
+        )
+    pos = torch.arange(4, device=w_masked.device)
+    # Nonzeros first, then the lowest free positions; the pair sorted ascending.
+    rank = nonzero.to(torch.int64) * 8 + (3 - pos)
+    idx = rank.topk(2, dim=-1).indices.sort(dim=-1).values  # n_out x G x 2
+    values = groups.gather(-1, idx).reshape(n_out, n_in // 2).contiguous()
+    nibble = (idx[..., 0] | (idx[..., 1] << 2)).reshape(n_out, -1, GROUPS_PER_WORD)
+    shifts = 4 * torch.arange(GROUPS_PER_WORD, device=w_masked.device)
+    word = (nibble << shifts).sum(-1)  # int64, < 2**32
+    meta = torch.where(word >= 2**31, word - 2**32, word).to(torch.int32).contiguous()
+    return Compressed24(values, meta)
+
+
+def group_indices(meta: torch.Tensor) -> torch.Tensor:
+    """N_out x G x 2 int64 in-group indices (i0, i1) unpacked from the meta words."""
+    shifts = 4 * torch.arange(GROUPS_PER_WORD, device=meta.device)
+    nibble = ((meta.to(torch.int64)[..., None] >> shifts) & 0xF).reshape(meta.shape[0], -1)
+    return torch.stack((nibble & 3, nibble >> 2), dim=-1)
+
+
+def decompress(c: Compressed24) -> torch.Tensor:
+    """The dense N_out x N_in weight, zeros where the format keeps nothing."""
+    n_out, n_in = c.shape
+    dense = torch.zeros(n_out, n_in // 4, 4, dtype=c.values.dtype, device=c.values.device)
+    dense.scatter_(-1, group_indices(c.meta), c.values.reshape(n_out, n_in // 4, 2))
+    return dense.reshape(n_out, n_in)

@@ -1,0 +1,270 @@
+"""Y = X W_g^T (+ bias) in Triton, reading W_g only in its compressed 2:4 form (compressed24).
+
+Why: at small B the product is memory-bound, so a 2:4 half can take 9/16 of a dense weight's
+time at best; cuSPARSELt's small-batch kernels sit near half of that floor on Hopper.
+
+Design. Program (n, s) owns BLOCK_N output features and the s-th of SPLIT_K slices of the input
+features. Per K tile it loads the tile's value pairs as int32 words (one word = one group's two
+kept values, 16-byte vectors across a row) and the group nibbles, builds the dense BLOCK_N x
+BLOCK_K tile in registers with four selects per group and two interleaves, and feeds it as the
+left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16 or
+more): the accumulator is BLOCK_N x BLOCK_B in fp32. Each compressed byte is read once; X (small)
+is re-read by every column block from L2, which is what a larger BLOCK_N or SPLIT_K > 1 buys
+back. With SPLIT_K > 1 each slice writes fp32 partials and a second kernel sums them, adds the
+bias and casts (deterministic, no atomics). Configurations live in CONFIGS; kernels/tune24.py
+picks one per GPU, dtype, shape and B bucket outside any timed region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from common.errors import CellSpecError
+from kernels.compressed24 import Compressed24
+
+B_MAX = 256
+MIN_BLOCK_B = 16  # tl.dot needs every dim >= 16
+N_OUT_MULTIPLE = 64  # the smallest BLOCK_N
+N_IN_MULTIPLE = 128  # the smallest BLOCK_K (and a multiple of the meta word's 32 columns)
+DTYPES = (torch.bfloat16, torch.float16)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One tiling of the kernel; `name` is what the tuning cache stores."""
+
+    block_n: int
+    block_k: int
+    split_k: int
+    num_warps: int
+    num_stages: int
+
+    @property
+    def name(self) -> str:
+        b = self
+        return f"n{b.block_n}_k{b.block_k}_s{b.split_k}_w{b.num_warps}_p{b.num_stages}"
+
+    def fits(self, n_out: int, n_in: int) -> bool:
+        return n_out % self.block_n == 0 and n_in % (self.block_k * self.split_k) == 0
+
+
+def _configs() -> tuple[Config, ...]:
+    # (BLOCK_N, BLOCK_K, warps, stages): 64 x 128 for few output rows (N 4096), 128-row tiles to
+    # halve X's re-reads from L2 at B 32-64, 256 rows for the GEMM-like B 128-256; each with
+    # SPLIT_K 1, 2, 4 for occupancy where N_out / BLOCK_N programs are few; two stages only
+    # where B's X tile is large (B 256).
+    tiles = ((64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4))
+    tiles += ((128, 256, 8, 3), (256, 128, 8, 3), (64, 128, 4, 2), (128, 128, 8, 2))
+    return tuple(Config(n, k, s, w, p) for n, k, w, p in tiles for s in (1, 2, 4))
+
+
+CONFIGS: tuple[Config, ...] = _configs()
+CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
+
+
+def block_b(batch: int) -> int:
+    """B padded to the power of two >= 16 that one program's accumulator covers."""
+    return max(MIN_BLOCK_B, triton.next_power_of_2(batch))
+
+
+def check_shape(
+    n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str, backend: str = "triton"
+) -> None:
+    """Raise CellSpecError naming the cell, the backend and the rule before anything runs."""
+    if dtype not in DTYPES:
+        raise CellSpecError(f"{where}: backend {backend} needs bf16 or fp16, got {dtype}")
+    if n_out % N_OUT_MULTIPLE or n_in % N_IN_MULTIPLE:
+        raise CellSpecError(
+            f"{where}: backend {backend} needs N_out a multiple of {N_OUT_MULTIPLE} and N_in a "
+            f"multiple of {N_IN_MULTIPLE} (its smallest tile), got {n_out} x {n_in}"
+        )
+    if not 1 <= batch <= B_MAX:
+        raise CellSpecError(
+            f"{where}: backend {backend} takes B from 1 to {B_MAX} (one accumulator tile), "
+            f"got B={batch}"
+        )
+
+
+@triton.jit
+def _group_nibbles(words, BLOCK_N: tl.constexpr, G: tl.constexpr):
+    """BLOCK_N x G index nibbles from BLOCK_N x G/8 meta words (group g at bits 4 * (g % 8))."""
+    shifts = tl.arange(0, 8) * 4
+    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_N, G))
+
+
+@triton.jit
+def _expand_tile(pairs, nibbles, DTYPE: tl.constexpr):
+    """Dense BLOCK_N x 4G tile from G groups' value pairs (int32) and index nibbles."""
+    v0 = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
+    v1 = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    i0 = nibbles & 3
+    i1 = (nibbles >> 2) & 3
+    zero = tl.zeros_like(v0)
+    w0 = tl.where(i0 == 0, v0, zero)
+    w1 = tl.where(i0 == 1, v0, tl.where(i1 == 1, v1, zero))
+    w2 = tl.where(i0 == 2, v0, tl.where(i1 == 2, v1, zero))
+    w3 = tl.where(i1 == 3, v1, zero)
+    # interleave(interleave(w0, w2), interleave(w1, w3)) puts w_p at column 4g + p.
+    return tl.interleave(tl.interleave(w0, w2), tl.interleave(w1, w3))
+
+
+@triton.jit
+def _sparse24_mm_kernel(
+    x_ptr,
+    pairs_ptr,
+    meta_ptr,
+    bias_ptr,
+    out_ptr,
+    batch,
+    n_out,
+    n_in,
+    stride_xb,
+    stride_ob,
+    stride_os,
+    DTYPE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+):
+    G: tl.constexpr = BLOCK_K // 4
+    pid_n = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    k_len = n_in // SPLIT_K
+    k0 = pid_s * k_len
+    rows = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+    groups = tl.arange(0, G)
+    ks = tl.arange(0, BLOCK_K)
+    bs = tl.arange(0, BLOCK_B)
+    pair_ptrs = pairs_ptr + rows[:, None] * (n_in // 4) + (k0 // 4 + groups)[None, :]
+    meta_ptrs = meta_ptr + rows[:, None] * (n_in // 32) + (k0 // 32 + tl.arange(0, G // 8))[None, :]
+    x_ptrs = x_ptr + bs[None, :] * stride_xb + (k0 + ks)[:, None]
+    x_mask = bs[None, :] < batch
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
+    for _ in range(0, k_len, BLOCK_K):
+        pairs = tl.load(pair_ptrs)
+        words = tl.load(meta_ptrs)
+        xt = tl.load(x_ptrs, mask=x_mask, other=0.0)
+        w = _expand_tile(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE)
+        acc = tl.dot(w, xt, acc)
+        pair_ptrs += G
+        meta_ptrs += G // 8
+        x_ptrs += BLOCK_K
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    out_ptrs = out_ptr + pid_s * stride_os + bs[None, :] * stride_ob + cols[:, None]
+    if SPLIT_K == 1:
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + cols).to(tl.float32)[:, None]
+        tl.store(out_ptrs, acc.to(DTYPE), mask=x_mask)
+    else:
+        tl.store(out_ptrs, acc, mask=x_mask)
+
+
+@triton.jit
+def _split_sum_kernel(
+    part_ptr,
+    bias_ptr,
+    out_ptr,
+    numel,
+    n_out,
+    stride_s,
+    DTYPE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    acc = tl.load(part_ptr + offs, mask=mask, other=0.0)
+    for s in tl.static_range(1, SPLIT_K):
+        acc += tl.load(part_ptr + s * stride_s + offs, mask=mask, other=0.0)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs % n_out, mask=mask, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offs, acc.to(DTYPE), mask=mask)
+
+
+_TL_DTYPE = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+
+class Sparse24Matmul:
+    """x @ W_g^T (+ bias) for one compressed half, one batch size and one configuration.
+
+    Buffers (the fp32 partials of split-K) are allocated here, once, so a forward allocates
+    nothing and can be captured in a CUDA graph.
+    """
+
+    def __init__(
+        self, c: Compressed24, bias: torch.Tensor | None, batch: int, config: Config, where: str
+    ):
+        n_out, n_in = c.shape
+        check_shape(n_out, n_in, batch, c.values.dtype, where)
+        if not config.fits(n_out, n_in):
+            raise CellSpecError(
+                f"{where}: backend triton config {config.name} needs N_out a multiple of "
+                f"{config.block_n} and N_in of {config.block_k * config.split_k}, "
+                f"got {n_out} x {n_in}"
+            )
+        self.c, self.bias, self.batch, self.config = c, bias, batch, config
+        self.pairs = c.values.view(torch.int32)  # one word = one group's two values
+        self.partials = None
+        if config.split_k > 1:
+            self.partials = torch.empty(
+                config.split_k, batch, n_out, dtype=torch.float32, device=c.values.device
+            )
+
+    def __call__(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        n_out, n_in = self.c.shape
+        if x.shape != (self.batch, n_in) or x.stride(1) != 1 or out.stride(1) != 1:
+            raise CellSpecError(
+                f"triton 2:4 kernel built for X {self.batch} x {n_in} with unit column stride, "
+                f"got X {tuple(x.shape)} strides {x.stride()}, out strides {out.stride()}"
+            )
+        cfg = self.config
+        split = cfg.split_k > 1
+        target = self.partials if split else out
+        dtype = _TL_DTYPE[self.c.values.dtype]
+        bias = self.bias if self.bias is not None else out  # never read without HAS_BIAS
+        grid = (n_out // cfg.block_n, cfg.split_k)
+        _sparse24_mm_kernel[grid](
+            x,
+            self.pairs,
+            self.c.meta,
+            bias,
+            target,
+            self.batch,
+            n_out,
+            n_in,
+            x.stride(0),
+            target.stride(-2),
+            target.stride(0) if split else 0,
+            DTYPE=dtype,
+            HAS_BIAS=self.bias is not None and not split,
+            SPLIT_K=cfg.split_k,
+            BLOCK_N=cfg.block_n,
+            BLOCK_K=cfg.block_k,
+            BLOCK_B=block_b(self.batch),
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+        )
+        if split:
+            numel = self.batch * n_out
+            block = 1024
+            _split_sum_kernel[(triton.cdiv(numel, block),)](
+                self.partials,
+                bias,
+                out,
+                numel,
+                n_out,
+                self.partials.stride(0),
+                DTYPE=dtype,
+                HAS_BIAS=self.bias is not None,
+                SPLIT_K=cfg.split_k,
+                BLOCK=block,
+                num_warps=4,
+            )
+        return out

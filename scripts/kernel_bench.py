@@ -1,0 +1,263 @@
+"""One GPU, every 2:4 backend side by side: the Triton half, cuSPARSELt (searched alg), cuSPARSELt
+with B padded to its fastest batch, and the dense N_out x N_in/2 half (what TP runs per rank).
+
+For each shape it (a) checks the three 2:4 halves against float64 (bound from dtype and K, the
+harness's own rule), (b) times each backend in CUDA graphs of back-to-back forwards, median of
+samples, warm (one weight, L2-resident where it fits) and cold (forwards rotate over copies of
+the weight and X totalling > 3 x L2), (c) prints a table with ms, % of the byte floor (bytes over
+the device-copy ceiling measured here) and ratios, and writes everything to JSON.
+
+Tuning (Triton configs, cuSPARSELt alg search, the padded batch) happens when a half is built,
+before any timed region, into caches in a fresh temporary folder so this run tunes on its own.
+
+    python scripts/kernel_bench.py OUT.json            # full: ~5 min on an H100
+    python scripts/kernel_bench.py OUT.json --quick    # N 16384, B 16 and 64: ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common.errors import CellSpecError  # noqa: E402
+from kernels import triton24, tune24  # noqa: E402
+from kernels.masks import make_mask_pair  # noqa: E402
+from kernels.sparse24 import SemiStructuredHalf  # noqa: E402
+from measure import checks  # noqa: E402
+
+FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256)]
+FULL.append((16384, 1024))
+QUICK = [(16384, 16), (16384, 64)]
+SPARSE = ("triton", "cslt", "cslt_padded")
+# The tuner's default search is every candidate; here a core subset keeps the run under ~5 min
+# (each config compiles once per B bucket). --all-configs searches them all.
+CORE_CONFIGS = (
+    "n64_k128_s1_w4_p4",
+    "n64_k128_s2_w4_p4",
+    "n64_k128_s4_w4_p4",
+    "n128_k128_s1_w4_p4",
+    "n128_k128_s2_w4_p4",
+    "n128_k256_s1_w8_p3",
+    "n256_k128_s1_w8_p3",
+    "n64_k128_s1_w4_p2",
+    "n128_k128_s1_w8_p2",
+    "n128_k128_s2_w8_p2",
+)
+SAMPLES = 15
+GRAPH_MS = 2.0  # forwards per graph: enough to fill about this long
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    warm_ms: float | None = None
+    cold_ms: float | None = None
+    cold_copies: int = 1
+    floor_ms: float | None = None
+    pct_floor_warm: float | None = None
+    pct_floor_cold: float | None = None
+    alg_id: int | str | None = None
+    alg_source: str | None = None
+    padded_batch: int | None = None
+    errors: dict | None = None
+    tuning_ms: dict = field(default_factory=dict)
+    not_run: str | None = None
+
+
+def copy_ceiling_tb_s() -> float:
+    """Device-to-device copy of 1 GiB, bytes read + written over the median time."""
+    src = torch.empty(1 << 29, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    ms = tune24.median_ms(lambda: dst.copy_(src), rep_ms=200)
+    return 2 * src.numel() * 2 / (ms * 1e-3) / 1e12
+
+
+def graph_ms(forwards: list, samples: int = SAMPLES) -> float:
+    """Median device ms of one forward: CUDA graphs of back-to-back forwards (cycling through
+    `forwards`, one per weight copy), each replay timed with events."""
+    for f in forwards:
+        f()  # compile / first-call costs stay out of the graph
+    torch.cuda.synchronize()
+    t0 = torch.cuda.Event(enable_timing=True)
+    t1 = torch.cuda.Event(enable_timing=True)
+    t0.record()
+    for f in forwards:
+        f()
+    t1.record()
+    torch.cuda.synchronize()
+    per = max(t0.elapsed_time(t1) / len(forwards), 1e-3)
+    reps = max(len(forwards), int(GRAPH_MS / per) // len(forwards) * len(forwards))
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for f in forwards:
+            f()
+        stream.synchronize()
+        with torch.cuda.graph(graph, stream=stream):
+            for i in range(reps):
+                forwards[i % len(forwards)]()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(samples):
+        t0.record()
+        graph.replay()
+        t1.record()
+        t1.synchronize()
+        times.append(t0.elapsed_time(t1) / reps)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def floor_ms(nbytes: int, ceiling: float) -> float:
+    return nbytes / (ceiling * 1e12) * 1e3
+
+
+def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
+    dt = torch.bfloat16
+    g = torch.Generator(device="cuda").manual_seed(n * 7 + batch)
+    w = torch.randn(n, n, device="cuda", generator=g, dtype=dt)
+    wm = w * make_mask_pair("random_2of4", w, g)[0]
+    w_half = w[:, : n // 2].contiguous()
+    del w
+    x = torch.randn(batch, n, device="cuda", generator=g, dtype=dt)
+    io_bytes = 2 * batch * n * 2  # X read, Y written
+    sparse_bytes = n * n * 2 * 9 // 16 + io_bytes
+    dense_bytes = n * (n // 2) * 2 + batch * (n // 2) * 2 + batch * n * 2
+    copies = max(1, -(-3 * l2 // sparse_bytes)) if sparse_bytes < 3 * l2 else 1
+    shape = {"N": n, "B": batch, "weights_fit_l2": n * n * 2 * 9 // 16 < l2, "results": {}}
+    ref = absref = None
+    for backend in (*SPARSE, "dense_half"):
+        r = BackendResult(backend)
+        shape["results"][backend] = r
+        if backend == "triton":
+            try:
+                triton24.check_shape(n, n, batch, dt, f"N={n} B={batch}")
+            except CellSpecError as e:
+                r.not_run = str(e)
+                continue
+            from kernels.compressed24 import compress
+
+            names = None if args.all_configs else CORE_CONFIGS
+            configs = None if names is None else tuple(triton24.CONFIG_BY_NAME[c] for c in names)
+            _, _, r.tuning_ms = tune24.choose(compress(wm), None, x, f"N={n} B={batch}", configs)
+        if backend == "dense_half":
+            xs = [x[:, : n // 2].contiguous()]
+            ws = [w_half] + [w_half.clone() for _ in range(copies - 1)]
+            outs = [torch.empty(batch, n, device="cuda", dtype=dt) for _ in range(copies)]
+            xs = xs * copies
+            fwd = [partial(torch.mm, xs[i], ws[i].t(), out=outs[i]) for i in range(copies)]
+            nbytes = dense_bytes
+        else:
+            halves = [SemiStructuredHalf(wm, None, backend, x) for _ in range(copies)]
+            h = halves[0]
+            r.alg_id, r.alg_source, r.padded_batch = h.alg_id, h.alg_source, h.padded_batch
+            xs = [x] + [x.clone() for _ in range(copies - 1)]
+            outs = [torch.empty(batch, n, device="cuda", dtype=dt) for _ in range(copies)]
+            fwd = [partial(halves[i].mm_into, xs[i], outs[i]) for i in range(copies)]
+            nbytes = sparse_bytes
+            if ref is None:
+                ref, absref = checks.reference(x, wm, None)
+            outs[0].fill_(float("nan"))
+            fwd[0]()
+            torch.cuda.synchronize()
+            r.errors = checks.error_figures(outs[0], ref, absref, checks.bounds(dt, n, None, 1))
+            checks.assert_correct(r.errors, f"kernel_bench N={n} B={batch} {backend}")
+        r.warm_ms = graph_ms(fwd[:1])
+        r.cold_ms = graph_ms(fwd) if copies > 1 else r.warm_ms
+        r.cold_copies = copies
+        r.floor_ms = floor_ms(nbytes, ceiling)
+        r.pct_floor_warm = 100 * r.floor_ms / r.warm_ms
+        r.pct_floor_cold = 100 * r.floor_ms / r.cold_ms
+        del fwd
+    shape["results"] = {k: asdict(v) for k, v in shape["results"].items()}
+    return shape
+
+
+def ratio(a, b):
+    return f"{a / b:5.2f}" if a and b else "  n/a"
+
+
+def print_table(shapes: list[dict]) -> None:
+    head = f"{'N':>6} {'B':>5} {'backend':<12} {'warm ms':>9} {'cold ms':>9} {'floor':>8}"
+    print(head + f" {'%floor':>7}  alg / config / padded B")
+    for s in shapes:
+        for name, r in s["results"].items():
+            if r["not_run"]:
+                print(f"{s['N']:>6} {s['B']:>5} {name:<12} not run: {r['not_run'][:70]}")
+                continue
+            alg = (
+                r["alg_id"] if r["padded_batch"] is None else f"{r['alg_id']} @B{r['padded_batch']}"
+            )
+            print(
+                f"{s['N']:>6} {s['B']:>5} {name:<12} {r['warm_ms']:9.4f} {r['cold_ms']:9.4f} "
+                f"{r['floor_ms']:8.4f} {r['pct_floor_cold']:6.1f}%  {alg}"
+            )
+    print("\nratios (cold ms): triton/dense_half (floor 1.125), cslt/triton, cslt_padded/triton")
+    for s in shapes:
+        t = {k: v["cold_ms"] for k, v in s["results"].items()}
+        l2 = " (weights fit in L2: warm is L2-resident)" if s["weights_fit_l2"] else ""
+        print(
+            f"N={s['N']:>5} B={s['B']:>4}: {ratio(t['triton'], t['dense_half'])} "
+            f"{ratio(t['cslt'], t['triton'])} {ratio(t['cslt_padded'], t['triton'])}{l2}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json_out", type=Path)
+    parser.add_argument("--quick", action="store_true", help="N 16384, B 16 and 64 only")
+    parser.add_argument("--all-configs", action="store_true", help="tune over every config")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("kernel_bench needs a CUDA GPU")
+    cache_dir = tempfile.mkdtemp(prefix="kernel_bench_")
+    os.environ["BS_TRITON24_CACHE"] = f"{cache_dir}/triton24.json"
+    os.environ["BS_CSLT_ALG_CACHE"] = f"{cache_dir}/cslt.json"
+    start = time.time()
+    props = torch.cuda.get_device_properties(0)
+    ceiling = copy_ceiling_tb_s()
+    import triton
+
+    meta = {
+        "gpu": props.name,
+        "sms": props.multi_processor_count,
+        "l2_bytes": props.L2_cache_size,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "triton": triton.__version__,
+        "cusparselt": torch.backends.cusparselt.version(),
+        "copy_ceiling_tb_s": ceiling,
+        "dtype": "bf16",
+        "mask": "random_2of4",
+        "timing": f"CUDA graph of back-to-back forwards (~{GRAPH_MS} ms), median of {SAMPLES}",
+    }
+    print(f"{props.name}: copy ceiling {ceiling:.2f} TB/s, L2 {props.L2_cache_size >> 20} MiB")
+    shapes = []
+    for n, batch in QUICK if args.quick else FULL:
+        t = time.time()
+        shapes.append(run_shape(n, batch, args, ceiling, props.L2_cache_size))
+        print(f"  N={n} B={batch} done in {time.time() - t:.1f} s", flush=True)
+        torch.cuda.empty_cache()
+        meta["seconds"] = time.time() - start
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps({"meta": meta, "shapes": shapes}, indent=1))
+    print_table(shapes)
+    print(f"\ntotal {time.time() - start:.0f} s; JSON {args.json_out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The Triton 2:4 kernel: correct against float64 through the Triton interpreter on the CPU (every
+mask, bf16 and fp16, bias or not, B 1 to 40), planted unpacking bugs caught, bad shapes refused
+before anything runs, and on a GPU every configuration checked."""
+
+import json
+import subprocess
+import sys
+from functools import cache
+
+import pytest
+import torch
+
+from common.errors import CellSpecError
+from kernels.masks import MASKS
+from tests.conftest import ROOT
+
+triton = pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+from kernels import sparse24, triton24, tune24  # noqa: E402
+from measure import checks  # noqa: E402
+
+BATCHES = (1, 8, 16, 40)
+
+
+@cache
+def _interpreted(*args: str) -> list[dict]:
+    """One subprocess (TRITON_INTERPRET must be set before triton is imported, and not here)."""
+    cmd = [sys.executable, "-m", "tests.triton24_interp", *args]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("mask", MASKS)
+def test_interpreted_kernel_matches_float64(mask, dtype, bias, batch):
+    [fig] = [
+        f
+        for f in _interpreted()
+        if (f["mask"], f["dtype"], f["bias"], f["B"]) == (mask, dtype, bias, batch)
+    ]
+    checks.assert_correct(fig, f"triton24 interp {mask} {dtype} bias={bias} B={batch}")
+
+
+def test_every_planted_unpacking_bug_fails_the_check():
+    figs = {f["plant"]: f for f in _interpreted("--planted")}
+    assert set(figs) == {"swap_indices", "shift_groups", "interleave_order"}
+    for plant, fig in figs.items():
+        assert fig["nonfinite"] == 0, plant
+        assert fig["rel_fro"] > 50 * fig["rel_fro_bound"], plant
+        with pytest.raises(AssertionError):
+            checks.assert_correct(fig, f"planted {plant}")
+
+
+@pytest.mark.parametrize(
+    ("n_out", "n_in", "batch", "dtype", "rule"),
+    [
+        (128, 256, 16, torch.float32, "bf16 or fp16"),
+        (96, 256, 16, torch.bfloat16, "N_out a multiple of 64"),
+        (128, 320, 16, torch.bfloat16, "N_in a multiple of 128"),
+        (128, 256, 257, torch.bfloat16, "B from 1 to 256"),
+        (128, 256, 0, torch.float16, "B from 1 to 256"),
+    ],
+)
+def test_shapes_the_kernel_cannot_take_name_cell_backend_and_rule(n_out, n_in, batch, dtype, rule):
+    with pytest.raises(CellSpecError, match=rf"phase1\[x\]: backend triton .*{rule}"):
+        sparse24.check_shape(n_out, n_in, batch, dtype, "triton", "phase1[x]")
+
+
+def test_every_bench_shape_has_candidates_within_the_chip():
+    for n in (4096, 8192, 16384, 32768):
+        for batch in (1, 16, 32, 64, 128, 256):
+            found = tune24.candidates(n, n, batch, sm_count=132)
+            assert found, (n, batch)
+            for c in found:
+                assert c.fits(n, n) and c in triton24.CONFIGS
+                assert c.split_k == 1 or n // c.block_n < 2 * 132
+
+
+def test_tuning_cache_key_names_triton_kernel_version_and_bucket():
+    k = tune24.cache_key("NVIDIA H100", torch.bfloat16, 512, 256, 40)
+    assert f"triton {triton.__version__}" in k and f"v{tune24.KERNEL_VERSION}" in k
+    assert "B64" in k and "512x256" in k and "bfloat16" in k
+    assert k == tune24.cache_key("NVIDIA H100", torch.bfloat16, 512, 256, 33)  # one bucket
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (compiles for it)")
+@pytest.mark.parametrize("batch", [1, 40, 256])
+def test_every_config_matches_float64_on_the_gpu(batch):
+    from kernels.compressed24 import compress
+    from kernels.masks import make_mask_pair
+
+    g = torch.Generator(device="cuda").manual_seed(batch)
+    n_out, n_in = 512, 1024
+    w = torch.randn(n_out, n_in, device="cuda", generator=g).bfloat16()
+    wm = w * make_mask_pair("random_2of4", w, g)[0]
+    bias = torch.randn(n_out, device="cuda", generator=g).bfloat16()
+    x = torch.randn(batch, n_in, device="cuda", generator=g).bfloat16()
+    ref, absref = checks.reference(x, wm, bias)
+    bound = checks.bounds(torch.bfloat16, n_in, None, 1)
+    for cfg in [c for c in triton24.CONFIGS if c.fits(n_out, n_in)]:
+        out = torch.full((batch, n_out), float("nan"), device="cuda", dtype=torch.bfloat16)
+        try:
+            triton24.Sparse24Matmul(compress(wm), bias, batch, cfg, "gpu test")(x, out)
+        except triton.runtime.errors.OutOfResources:
+            continue  # the tuner skips these too
+        torch.cuda.synchronize()
+        checks.assert_correct(checks.error_figures(out, ref, absref, bound), cfg.name)

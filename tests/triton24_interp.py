@@ -1,0 +1,150 @@
+"""Runs the Triton 2:4 kernel under the Triton interpreter (CPU) and prints one JSON line a case.
+
+Run as a subprocess by tests/test_triton24.py: TRITON_INTERPRET must be set before triton is
+imported, and that must not leak into the pytest process, where other modules may compile the
+same kernels for a GPU. Two things are patched here, never in kernels/:
+- the interpreter's tl.dot multiplies bfloat16's stored uint16 bit patterns as integers (Triton
+  3.9: bf16 is kept as uint16 and create_dot calls np.matmul on it), so bf16 operands are widened
+  to float32 first, exactly (the products of two bf16 values are exact in fp32, as on the tensor
+  cores); accumulation stays fp32.
+- its float32 -> bfloat16 cast truncates (it passes no rounding mode to its converter), where
+  the GPU rounds to nearest even; truncation alone doubles the output's rounding error, so the
+  cast is done by torch (round to nearest even) instead.
+- `--planted` runs one case per planted bug: one of the kernel's unpacking helpers swapped for a
+  wrong one, so the caller can check that the correctness check catches each.
+
+Usage: python -m tests.triton24_interp [--planted]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+from triton.runtime import interpreter  # noqa: E402
+
+from common.dtypes import DTYPES  # noqa: E402
+from kernels import triton24  # noqa: E402
+from kernels.compressed24 import compress  # noqa: E402
+from kernels.masks import MASKS, make_mask_pair  # noqa: E402
+from measure import checks  # noqa: E402
+
+N_OUT, N_IN = 64, 256
+BATCHES = (1, 8, 16, 40)
+# One split-K config and one plain one, both fitting the small shape: the interpreter runs
+# every program, so shapes stay small (seconds for all cases).
+CONFIGS = (triton24.Config(64, 128, 1, 4, 3), triton24.Config(64, 128, 2, 4, 3))
+
+
+def _widen_bf16(h):
+    if h.dtype == tl.bfloat16:
+        return (h.data.astype(np.uint32) << 16).view(np.float32)
+    return h.data
+
+
+_cast_impl = interpreter.InterpreterBuilder.cast_impl
+
+
+def _cast_rounding_to_nearest(self, src, dst_type):
+    if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+        bits = torch.from_numpy(np.ascontiguousarray(src.data)).to(torch.bfloat16).view(torch.int16)
+        return interpreter.TensorHandle(bits.numpy().view(np.uint16), tl.bfloat16)
+    return _cast_impl(self, src, dst_type)
+
+
+def _create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+    out = np.matmul(_widen_bf16(a), _widen_bf16(b), dtype=d.data.dtype) + d.data
+    return interpreter.TensorHandle(out, d.dtype.scalar)
+
+
+_expand_original = triton24._expand_tile
+
+
+@triton.jit
+def _nibbles_shifted_by_one_group(words, BLOCK_N: tl.constexpr, G: tl.constexpr):
+    shifts = (tl.arange(0, 8) + 1) % 8 * 4
+    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_N, G))
+
+
+@triton.jit
+def _expand_swapped_indices(pairs, nibbles, DTYPE: tl.constexpr):
+    swapped = ((nibbles & 3) << 2) | ((nibbles >> 2) & 3)
+    return _expand_original(pairs, swapped, DTYPE)
+
+
+@triton.jit
+def _expand_wrong_interleave(pairs, nibbles, DTYPE: tl.constexpr):
+    v0 = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
+    v1 = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    i0 = nibbles & 3
+    i1 = (nibbles >> 2) & 3
+    zero = tl.zeros_like(v0)
+    w0 = tl.where(i0 == 0, v0, zero)
+    w1 = tl.where(i0 == 1, v0, tl.where(i1 == 1, v1, zero))
+    w2 = tl.where(i0 == 2, v0, tl.where(i1 == 2, v1, zero))
+    w3 = tl.where(i1 == 3, v1, zero)
+    return tl.interleave(tl.interleave(w0, w1), tl.interleave(w2, w3))
+
+
+PLANTS = {
+    "swap_indices": ("_expand_tile", _expand_swapped_indices),
+    "shift_groups": ("_group_nibbles", _nibbles_shifted_by_one_group),
+    "interleave_order": ("_expand_tile", _expand_wrong_interleave),
+}
+
+
+def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    dt = DTYPES[dtype]
+    w = torch.randn(N_OUT, N_IN, generator=g).to(dt)
+    m0, _ = make_mask_pair(mask, w, g)
+    wm = w * m0
+    b = torch.randn(N_OUT, generator=g).to(dt) if bias else None
+    x = torch.randn(batch, N_IN, generator=g).to(dt)
+    out = torch.full((batch, N_OUT), float("nan"), dtype=dt)  # poisoned: every element written
+    triton24.Sparse24Matmul(compress(wm), b, batch, config, "interp")(x, out)
+    ref, absref = checks.reference(x, wm, b)
+    fig = checks.error_figures(out, ref, absref, checks.bounds(dt, N_IN, None, 1))
+    return {"mask": mask, "dtype": dtype, "bias": bias, "B": batch, "config": config.name, **fig}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--planted", action="store_true")
+    args = parser.parse_args()
+    interpreter.InterpreterBuilder.create_dot = _create_dot
+    interpreter.InterpreterBuilder.cast_impl = _cast_rounding_to_nearest
+    if args.planted:
+        for i, (plant, (name, fn)) in enumerate(sorted(PLANTS.items())):
+            original = getattr(triton24, name)
+            setattr(triton24, name, fn)  # the interpreter looks helpers up at run time
+            try:
+                fig = run_case("random_2of4", "bf16", False, 16, CONFIGS[0], seed=2000 + i)
+            finally:
+                setattr(triton24, name, original)
+            print(json.dumps({"plant": plant, **fig}), flush=True)
+        return
+    cases = [
+        (mask, dtype, bias, batch, CONFIGS[i % len(CONFIGS)])
+        for i, (mask, dtype, bias, batch) in enumerate(
+            (m, d, b, n)
+            for m in MASKS
+            for d in ("bf16", "fp16")
+            for b in (False, True)
+            for n in BATCHES
+        )
+    ]
+    for i, case in enumerate(cases):
+        print(json.dumps(run_case(*case, seed=1000 + i)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
