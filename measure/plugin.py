@@ -54,10 +54,12 @@ def pytest_addoption(parser):
     )
     g.addoption(
         "--bs-backend",
-        choices=("auto", "cslt", "flinear"),
+        choices=("auto", "cslt", "cslt_padded", "flinear", "triton"),
         default="auto",
-        help="2:4 kernel path on CUDA: cslt = torch._cslt_sparse_mm with searched alg id, "
-        "flinear = to_sparse_semi_structured + F.linear (default: auto = cslt)",
+        help="2:4 kernel path on CUDA for cells that name none: cslt = torch._cslt_sparse_mm "
+        "with searched alg id, cslt_padded = the same with B padded to its fastest batch, "
+        "flinear = to_sparse_semi_structured + F.linear, triton = this project's Triton "
+        "kernel (kernels/triton24.py) (default: auto = cslt)",
     )
     g.addoption(
         "--bs-mode",

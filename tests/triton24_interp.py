@@ -113,7 +113,14 @@ def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -
     triton24.Sparse24Matmul(compress(wm), b, batch, config, "interp")(x, out)
     ref, absref = checks.reference(x, wm, b)
     fig = checks.error_figures(out, ref, absref, checks.bounds(dt, N_IN, None, 1))
-    return {"mask": mask, "dtype": dtype, "bias": bias, "B": batch, "config": config.name, **fig}
+    return {
+        "mask": mask,
+        "dtype": dtype,
+        "bias": bias,
+        "B": batch,
+        "config": config.name,
+        **fig.as_dict(),
+    }
 
 
 def main() -> None:
