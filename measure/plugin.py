@@ -22,7 +22,7 @@ from measure.matrix import (
     load_matrix,
     timing_value_problem,
 )
-from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry
+from measure.ranks import PoolRegistry, Timeouts, timeout_problem
 from measure.runner import preflight
 from measure.session import BenchSession
 
@@ -73,8 +73,22 @@ def pytest_addoption(parser):
     g.addoption(
         "--bs-rank-timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"seconds a rank may take per task (default: {DEFAULT_TIMEOUT_S:g})",
+        default=Timeouts.task_s,
+        help=f"seconds the ranks may take per cell's task (default: {Timeouts.task_s:g})",
+    )
+    g.addoption(
+        "--bs-startup-timeout",
+        type=float,
+        default=Timeouts.startup_s,
+        help="seconds the ranks may take to start and join their process group "
+        f"(default: {Timeouts.startup_s:g})",
+    )
+    g.addoption(
+        "--bs-setup-timeout",
+        type=float,
+        default=Timeouts.setup_s,
+        help="seconds the ranks may take per once-per-pool set-up task: environment, "
+        f"ceilings (default: {Timeouts.setup_s:g})",
     )
     g.addoption(
         "--bs-min-samples",
@@ -177,8 +191,28 @@ def _timing(config, suite) -> dict:
     return t
 
 
+RANK_TIMEOUT_OPTIONS = {
+    "startup_s": "--bs-startup-timeout",
+    "setup_s": "--bs-setup-timeout",
+    "task_s": "--bs-rank-timeout",
+}
+
+
+def rank_timeouts(config) -> Timeouts:
+    """The rank pools' bounds from the options; a bound that is not a finite positive number
+    of seconds is a usage error naming its option."""
+    values = {}
+    for key, opt in RANK_TIMEOUT_OPTIONS.items():
+        values[key] = config.getoption(opt)
+        problem = timeout_problem(values[key])
+        if problem:
+            raise pytest.UsageError(f"{opt} {problem}")
+    return Timeouts(**values)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "cell: an experiment cell generated from benchmarks.json")
+    timeouts = rank_timeouts(config)
     try:
         matrix = load_matrix(config.getoption("--bs-matrix"))
         suite = matrix.suite(config.getoption("--suite"))
@@ -210,7 +244,7 @@ def pytest_configure(config):
             "energy": config.getoption("--bs-energy") == "on",
         },
         records=rec.RunRecords(Path(config.getoption("--bs-results"))) if reporting else None,
-        registry_factory=lambda: PoolRegistry(device_type, config.getoption("--bs-rank-timeout")),
+        registry_factory=lambda: PoolRegistry(device_type, timeouts),
     )
 
 

@@ -73,7 +73,7 @@ class BenchSession:
         pool = self.registry.get(world_size)
         key = (world_size, pool.generation)
         if key not in self._environments:
-            self._environments[key] = pool.run(environment_task)
+            self._environments[key] = pool.run_setup(environment_task)
             if self.records is not None:
                 self.records.update_run(environment={f"ws{world_size}": self._environments[key]})
         return pool
@@ -86,7 +86,7 @@ class BenchSession:
         """Measured once per pool (per world size and start), shared by every cell's floor."""
         key = (pool.world_size, pool.generation)
         if key not in self._ceilings:
-            per_rank = pool.run(ceilings_task)
+            per_rank = pool.run_setup(ceilings_task)
             merged = {
                 k: min(r[k] for r in per_rank)
                 if isinstance(per_rank[0][k], float)
