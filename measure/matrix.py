@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,8 +66,8 @@ ZERO_OK = {"warmup_s"}  # no warm-up beyond one call is a valid (if unwise) poli
 def timing_value_problem(key: str, v) -> str | None:
     """What is wrong with a timing value (from benchmarks.json or an option), or None."""
     number = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if not number or not v >= 0 or (v == 0 and key not in ZERO_OK):
-        return f"must be a positive number, got {v!r}"
+    if not number or not math.isfinite(v) or v < 0 or (v == 0 and key not in ZERO_OK):
+        return f"must be a finite positive number, got {v!r}"
     if key == "max_duty" and v > 1:
         return f"is a fraction of the time, at most 1; got {v!r}"
     return None

@@ -1,11 +1,13 @@
 """The sampler and its stopping rule, on the host clock with real work."""
 
+import math
 import random
 import statistics
 import time
 
 import pytest
 
+from measure.matrix import timing_value_problem
 from measure.timing import Sampler, Spread, StoppingRule, relative_std
 from tests import rank_tasks
 
@@ -79,3 +81,16 @@ def test_ranks_stop_together_on_the_slowest_ranks_samples(gloo_pair):
     fast, slow = r0["rank_medians"]
     assert slow > 1.5 * fast
     assert r0["median"] == pytest.approx(slow, rel=0.2)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize("key", ["max_time_s", "min_time_s", "warmup_s", "energy_window_s"])
+def test_timing_values_must_be_finite(key, value):
+    assert "must be a finite positive number" in timing_value_problem(key, value)
+
+
+def test_an_infinite_time_cap_option_is_a_usage_error(pytester):
+    pytester.makeconftest('pytest_plugins = ["measure.plugin"]')
+    result = pytester.runpytest_inprocess("--bs-max-time=inf", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--bs-max-time must be a finite positive number, got inf*"])
