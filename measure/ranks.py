@@ -50,7 +50,6 @@ DEFAULT_STARTUP_S = 120.0
 # Set-up (environment, ceilings) runs once per pool and may time a few large kernels.
 DEFAULT_SETUP_S = 600.0
 DEFAULT_TASK_S = 120.0
-DEFAULT_TIMEOUT_S = DEFAULT_TASK_S  # the cell's task bound (--bs-rank-timeout)
 _GRACE_S = 5.0  # how long the other ranks get to finish after one rank raised
 _POLL_S = 0.2  # how often a waiting pool looks for dead workers
 _STACK_WAIT_S = 3.0  # how long to wait for the ranks' stack dumps
@@ -209,8 +208,11 @@ def _worker_main(
 ):
     global _stack_file
     if _STACK_SIGNAL is not None:
-        _stack_file = open(stack_path, "w")  # noqa: SIM115 (lives as long as the process)
+        # The file gets its name only once the handler is in place: the pool signals a rank
+        # only when the file exists, since before that the signal would kill it.
+        _stack_file = open(stack_path + ".tmp", "w")  # noqa: SIM115 (lives with the process)
         faulthandler.register(_STACK_SIGNAL, file=_stack_file, all_threads=True)
+        os.rename(stack_path + ".tmp", stack_path)
     ctx = None
     try:
         ctx = _join(rank, world_size, port, backend, device_type, timeouts, shared)
@@ -410,7 +412,7 @@ class RankPool:
         for r in ranks:
             if self._procs[r].exitcode is not None:
                 continue
-            if not os.path.exists(self._stack_path(r)):  # the signal would kill it unheard
+            if not os.path.exists(self._stack_path(r)):  # no handler yet: the signal would kill
                 stacks[r] = "(no stack: the rank had not yet installed its stack handler)"
                 continue
             start[r] = os.path.getsize(self._stack_path(r))
