@@ -26,11 +26,39 @@ class CorrectnessError(BenchError, AssertionError):
 
 
 class RankError(BenchError):
-    """A rank raised; carries that rank's traceback."""
+    """A rank raised, died or hung; the message names the task, the rank and the world size.
+
+    The attributes are what a failure record keeps, so nobody has to parse the message.
+
+    Attributes:
+        rank: the rank the failure is blamed on, None when no single rank can be named.
+        kind: "rank_error" (raised), "out_of_memory" (raised an out-of-memory error),
+            "rank_crash" (the process died) or "rank_hang" (did not answer in time).
+        stacks: each rank's Python stack when the pool stopped waiting, None if not taken.
+    """
+
+    KINDS = ("rank_error", "out_of_memory", "rank_crash", "rank_hang")
+
+    def __init__(
+        self,
+        message: str,
+        rank: int | None = None,
+        kind: str = "rank_error",
+        stacks: dict[int, str] | None = None,
+    ):
+        if kind not in self.KINDS:
+            raise ValueError(f"RankError kind {kind!r} is not one of {self.KINDS}")
+        super().__init__(message)
+        self.rank = rank
+        self.kind = kind
+        self.stacks = stacks
 
 
-class RankTimeout(BenchError):
-    """A rank did not answer within the bound; the group it belonged to is torn down."""
+class RankTimeout(RankError):
+    """A rank did not answer within the bound (kind "rank_hang"); its group is torn down."""
+
+    def __init__(self, message: str, rank: int | None = None, stacks=None):
+        super().__init__(message, rank, "rank_hang", stacks)
 
 
 class MeterUnavailable(BenchError):

@@ -18,8 +18,8 @@ from measure.cell import CellSpec
 from measure.cellbuild import preflight, unavailable_here
 from measure.matrix import DEFAULT_PATH, load_matrix
 from measure.phases import TaskOptions
-from measure.policy import DEFAULT_POLICY
-from measure.ranks import DEFAULT_TIMEOUT_S, PoolRegistry, launched_by_torchrun
+from measure.policy import DEFAULT_POLICY, TimingPolicy
+from measure.ranks import PoolRegistry, Timeouts, launched_by_torchrun, timeout_problem
 from measure.session import BenchSession
 
 
@@ -71,8 +71,22 @@ def pytest_addoption(parser):
     g.addoption(
         "--bs-rank-timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"seconds a rank may take per task (default: {DEFAULT_TIMEOUT_S:g})",
+        default=Timeouts.task_s,
+        help=f"seconds the ranks may take per cell's task (default: {Timeouts.task_s:g})",
+    )
+    g.addoption(
+        "--bs-startup-timeout",
+        type=float,
+        default=Timeouts.startup_s,
+        help="seconds the ranks may take to start and join their process group "
+        f"(default: {Timeouts.startup_s:g})",
+    )
+    g.addoption(
+        "--bs-setup-timeout",
+        type=float,
+        default=Timeouts.setup_s,
+        help="seconds the ranks may take per once-per-pool set-up task: environment, "
+        f"ceilings (default: {Timeouts.setup_s:g})",
     )
     g.addoption(
         "--bs-min-samples",
@@ -172,15 +186,35 @@ def _policy(config, suite):
     for opt, key in TIMING_OPTIONS.items():
         v = config.getoption(opt)
         if v is not None:
-            try:
-                policy = policy.updated(**{key: v})
-            except ValueError as e:
-                raise pytest.UsageError(f"{opt}: {e}") from None
+            problem = TimingPolicy.problem(key, v)
+            if problem:
+                raise pytest.UsageError(f"{opt} {problem}")
+            policy = policy.updated(**{key: v})
     return policy
+
+
+RANK_TIMEOUT_OPTIONS = {
+    "startup_s": "--bs-startup-timeout",
+    "setup_s": "--bs-setup-timeout",
+    "task_s": "--bs-rank-timeout",
+}
+
+
+def rank_timeouts(config) -> Timeouts:
+    """The rank pools' bounds from the options; a bound that is not a finite positive number
+    of seconds is a usage error naming its option."""
+    values = {}
+    for key, opt in RANK_TIMEOUT_OPTIONS.items():
+        values[key] = config.getoption(opt)
+        problem = timeout_problem(values[key])
+        if problem:
+            raise pytest.UsageError(f"{opt} {problem}")
+    return Timeouts(**values)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cell: an experiment cell generated from benchmarks.json")
+    timeouts = rank_timeouts(config)
     try:
         matrix = load_matrix(config.getoption("--bs-matrix"))
         suite = matrix.suite(config.getoption("--suite"))
@@ -212,7 +246,7 @@ def pytest_configure(config):
             policy=_policy(config, suite),
         ),
         records=rec.RunRecords(Path(config.getoption("--bs-results"))) if reporting else None,
-        registry_factory=lambda: PoolRegistry(device_type, config.getoption("--bs-rank-timeout")),
+        registry_factory=lambda: PoolRegistry(device_type, timeouts),
     )
 
 

@@ -41,10 +41,10 @@ class TimingPolicy:
     def problem(cls, key: str, value) -> str | None:
         """What is wrong with one value (from benchmarks.json or an option), or None."""
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            return f"must be a finite number, got {value!r}"
-        if value < 0 or (value == 0 and key not in ZERO_OK):
-            return f"must be a positive number, got {value!r}"
+        if not number or not math.isfinite(value) or value < 0:
+            return f"must be a finite positive number, got {value!r}"
+        if value == 0 and key not in ZERO_OK:
+            return f"must be a finite positive number, got {value!r}"
         if key == "min_samples" and value != int(value):
             return f"must be a whole number of samples, got {value!r}"
         if key == "max_duty" and value > 1:

@@ -3,10 +3,21 @@
 `RankPool(world_size)` spawns one worker process per rank (spawn start method, free port chosen
 at run time), each joins one process group and then runs tasks sent to it until the run ends:
 every cell of that world size reuses the same group. A task is a top-level function called as
-fn(ctx, *args) on every rank; `run` returns each rank's result, or raises RankError with the
-failing rank's traceback, or RankTimeout when a rank does not answer within the bound. After a
-failure the pool's ranks may be stuck inside a collective, so the pool is torn down and the
-next cell gets a new one (the only time a group is re-created within a run; records say so).
+fn(ctx, *args) on every rank; `run` (a cell's task) and `run_setup` (the once-per-pool set-up,
+such as the ceilings) return each rank's result or raise RankError. Three bounds, `Timeouts`,
+keep a slow start-up on a busy machine from being read as a hung task: start-up (spawn, import
+torch, join the group), set-up and the task.
+
+Failures say which rank and how, and cost no more than they must:
+- a rank that raised: its traceback. When every rank answered having issued the same number of
+  collectives (an error raised before any collective, on every rank), nothing is left pending
+  and the pool is kept; otherwise the others get a short grace, then the pool is torn down.
+- a rank whose process died: named by its exit (signal or code), before any survivor's
+  secondary "connection reset" error.
+- a rank that did not answer in time: every rank's Python stack at that moment (faulthandler
+  on SIGUSR1) goes into the message and onto the exception, then the pool is torn down.
+A torn-down pool is replaced for the next cell (the only time a group is re-created within a
+run; records say so through `generation`).
 
 Under torchrun the processes already exist: `TorchrunGroup` joins the group from the
 environment and runs each task in place on every rank; results are all-gathered, and only rank
@@ -16,21 +27,95 @@ environment and runs each task in place on every rank; results are all-gathered,
 from __future__ import annotations
 
 import datetime
+import faulthandler
+import math
 import os
 import queue
+import shutil
+import signal
 import socket
+import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from common.errors import RankError, RankTimeout
+from common.errors import BenchError, RankError, RankTimeout
 
-DEFAULT_TIMEOUT_S = 120.0
+# Start-up spawns interpreters that import torch: 10-30 s when a 2-core machine is busy.
+DEFAULT_STARTUP_S = 120.0
+# Set-up (environment, ceilings) runs once per pool and may time a few large kernels.
+DEFAULT_SETUP_S = 600.0
+DEFAULT_TASK_S = 120.0
 _GRACE_S = 5.0  # how long the other ranks get to finish after one rank raised
+_POLL_S = 0.2  # how often a waiting pool looks for dead workers
+_STACK_WAIT_S = 3.0  # how long to wait for the ranks' stack dumps
+_STACK_SIGNAL = getattr(signal, "SIGUSR1", None)  # none on Windows: no stacks there
+
+
+def timeout_problem(value) -> str | None:
+    """What is wrong with a timeout in seconds, or None: it must be finite and positive."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        return f"must be a finite positive number of seconds, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a pool waits for its ranks, per kind of call.
+
+    Attributes:
+        startup_s: spawn, import torch and join the process group.
+        setup_s: a once-per-pool set-up task (`run_setup`: environment, ceilings).
+        task_s: a cell's task (`run`).
+    """
+
+    startup_s: float = DEFAULT_STARTUP_S
+    setup_s: float = DEFAULT_SETUP_S
+    task_s: float = DEFAULT_TASK_S
+
+    def __post_init__(self):
+        for f in fields(self):
+            problem = timeout_problem(getattr(self, f.name))
+            if problem:
+                raise BenchError(f"rank pool timeout {f.name} {problem}")
+
+    @property
+    def collective_s(self) -> float:
+        """The process group's own bound on a collective: longer than every pool bound, so the
+        pool (which takes the stacks) is the one that gives up first."""
+        return max(self.startup_s, self.setup_s, self.task_s) + 2 * _GRACE_S
+
+
+def failure_kind(tb: str) -> str:
+    """The record's failure_kind for a rank's traceback: out-of-memory errors are their own."""
+    if "OutOfMemoryError" in tb or "CUDA out of memory" in tb:
+        return "out_of_memory"
+    return "rank_error"
+
+
+def describe_exit(exitcode: int) -> str:
+    """'killed by signal 9 (SIGKILL)' or 'exited with code 3', from a Process.exitcode."""
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-exitcode} ({name})"
+    return f"exited with code {exitcode}"
+
+
+def format_stacks(stacks: dict[int, str], missing) -> str:
+    """Each rank's stack under a heading that says whether the rank had answered."""
+    parts = []
+    for rank, text in sorted(stacks.items()):
+        state = "did not answer" if rank in missing else "had answered"
+        parts.append(f"--- rank {rank} ({state}) ---\n{text.rstrip()}")
+    return "\n".join(parts)
 
 
 @dataclass
@@ -75,7 +160,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _join(rank, world_size, port, backend, device_type, timeout_s, shared):
+def _join(rank, world_size, port, backend, device_type, timeouts, shared):
     if device_type == "cuda":
         device = torch.device("cuda", 0 if shared else rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
@@ -89,7 +174,7 @@ def _join(rank, world_size, port, backend, device_type, timeout_s, shared):
             init_method=f"tcp://127.0.0.1:{port}",
             rank=rank,
             world_size=world_size,
-            timeout=datetime.timedelta(seconds=timeout_s),
+            timeout=datetime.timedelta(seconds=timeouts.collective_s),
             device_id=device if backend == "nccl" else None,
         )
         group = dist.group.WORLD
@@ -99,15 +184,42 @@ def _join(rank, world_size, port, backend, device_type, timeout_s, shared):
     return RankContext(rank, world_size, device, backend, group, shared)
 
 
+def _collectives(ctx) -> int:
+    """How many collectives this rank has issued on its group: equal counts on every rank mean
+    none is left pending after a failed task."""
+    return 0 if ctx is None or ctx.group is None else ctx.group._get_sequence_number_for_group()
+
+
+_stack_file = None  # kept open for faulthandler, which writes to its descriptor
+
+
 def _worker_main(
-    rank, world_size, port, backend, device_type, timeout_s, shared, generation, tasks, results
+    rank,
+    world_size,
+    port,
+    backend,
+    device_type,
+    timeouts,
+    shared,
+    generation,
+    stack_path,
+    tasks,
+    results,
 ):
+    global _stack_file
+    if _STACK_SIGNAL is not None:
+        # The file gets its name only once the handler is in place: the pool signals a rank
+        # only when the file exists, since before that the signal would kill it.
+        _stack_file = open(stack_path + ".tmp", "w")  # noqa: SIM115 (lives with the process)
+        faulthandler.register(_STACK_SIGNAL, file=_stack_file, all_threads=True)
+        os.rename(stack_path + ".tmp", stack_path)
+    ctx = None
     try:
-        ctx = _join(rank, world_size, port, backend, device_type, timeout_s, shared)
+        ctx = _join(rank, world_size, port, backend, device_type, timeouts, shared)
         ctx.generation = generation
-        results.put((0, rank, True, None))
+        results.put((0, rank, True, None, _collectives(ctx)))
     except BaseException:
-        results.put((0, rank, False, traceback.format_exc()))
+        results.put((0, rank, False, traceback.format_exc(), _collectives(ctx)))
         return
     while True:
         item = tasks.get()
@@ -115,9 +227,10 @@ def _worker_main(
             break
         seq, fn, args = item
         try:
-            results.put((seq, rank, True, fn(ctx, *args)))
+            answer = (True, fn(ctx, *args))
         except BaseException:
-            results.put((seq, rank, False, traceback.format_exc()))
+            answer = (False, traceback.format_exc())
+        results.put((seq, rank, *answer, _collectives(ctx)))
     if world_size > 1:
         dist.destroy_process_group()
 
@@ -129,17 +242,18 @@ class RankPool:
         self,
         world_size: int,
         device_type: str,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        timeouts: Timeouts | None = None,
         generation: int = 0,
     ):
         self.world_size = world_size
         self.device_type = device_type
-        self.timeout_s = timeout_s
+        self.timeouts = timeouts or Timeouts()
         self.backend, self.shared_device = pick_backend(world_size, device_type)
         self.generation = generation
         ctx = mp.get_context("spawn")
         self._results = ctx.Queue()
         self._tasks = [ctx.Queue() for _ in range(world_size)]
+        self._stack_dir = tempfile.mkdtemp(prefix=f"bs-stacks-ws{world_size}-")
         port = free_port()
         self._procs = [
             ctx.Process(
@@ -150,9 +264,10 @@ class RankPool:
                     port,
                     self.backend,
                     device_type,
-                    timeout_s,
+                    self.timeouts,
                     self.shared_device,
                     generation,
+                    self._stack_path(r),
                     self._tasks[r],
                     self._results,
                 ),
@@ -165,10 +280,22 @@ class RankPool:
             p.start()
         self._seq = 0
         self.alive = True
-        self._collect(0, "start-up (process group join)")
+        self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
 
-    def run(self, fn, *args, timeout_s: float | None = None) -> list:
-        """Run fn(ctx, *args) on every rank; return the results in rank order."""
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs]
+
+    def run(self, fn, *args) -> list:
+        """A cell's task: fn(ctx, *args) on every rank within timeouts.task_s; results in rank
+        order."""
+        return self._submit(fn, args, self.timeouts.task_s)
+
+    def run_setup(self, fn, *args) -> list:
+        """A once-per-pool set-up task (environment, ceilings) within timeouts.setup_s."""
+        return self._submit(fn, args, self.timeouts.setup_s)
+
+    def _submit(self, fn, args, timeout_s: float) -> list:
         if not self.alive:
             raise RankError("this rank pool was torn down after an earlier failure")
         self._seq += 1
@@ -176,41 +303,135 @@ class RankPool:
             q.put((self._seq, fn, args))
         return self._collect(self._seq, getattr(fn, "__name__", str(fn)), timeout_s)
 
-    def _collect(self, seq, what, timeout_s=None):
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        got: dict[int, object] = {}
-        failed: tuple[int, str] | None = None
-        while len(got) < self.world_size:
+    def _stack_path(self, rank: int) -> str:
+        return os.path.join(self._stack_dir, f"rank{rank}.txt")
+
+    def _dead(self, answers) -> list[tuple[int, int]]:
+        """(rank, exitcode) of every worker that exited without answering (a rank whose join
+        failed answers with its traceback, then exits: that is not a crash)."""
+        return [
+            (r, p.exitcode)
+            for r, p in enumerate(self._procs)
+            if r not in answers and p.exitcode is not None
+        ]
+
+    def _wait(self, seq, timeout_s):
+        """Answers to task `seq` by rank, (ok, payload, collectives issued), and the rank whose
+        error came first (the likeliest cause), once every rank answered, a rank died, the bound
+        passed, or the grace after a first error ran out."""
+        deadline = time.monotonic() + timeout_s
+        answers: dict[int, tuple[bool, object, int]] = {}
+        first_failed = None
+        while len(answers) < self.world_size:
             now = time.monotonic()
             if now >= deadline:
                 break
             try:
-                s, rank, ok, payload = self._results.get(timeout=min(1.0, deadline - now))
+                item = self._results.get(timeout=min(_POLL_S, deadline - now))
             except queue.Empty:
-                dead = [p.name for p in self._procs if not p.is_alive()]
-                if dead and failed is None:
-                    failed = (-1, f"worker process(es) {dead} died without a traceback")
-                    deadline = min(deadline, time.monotonic() + _GRACE_S)
+                if self._dead(answers):  # nothing more is coming from a dead rank
+                    break
                 continue
+            s, rank, ok, payload, ncoll = item
             if s != seq:
                 continue  # a late answer to a task that already failed
-            got[rank] = payload
-            if not ok and failed is None:
-                failed = (rank, payload)
+            answers[rank] = (ok, payload, ncoll)
+            if not ok and first_failed is None:
+                first_failed = rank
                 deadline = min(deadline, time.monotonic() + _GRACE_S)
-        if failed is not None:
-            self.close(force=True)
-            rank, tb = failed
-            who = f"rank {rank}" if rank >= 0 else "a rank"
-            raise RankError(f"{what}: {who} of world_size {self.world_size} raised:\n{tb}")
-        if len(got) < self.world_size:
-            missing = sorted(set(range(self.world_size)) - set(got))
+        return answers, first_failed
+
+    def _collect(self, seq, what, timeout_s):
+        """Every rank's result for task `seq`, or the failure raised with its rank and kind."""
+        answers, first_failed = self._wait(seq, timeout_s)
+        missing = [r for r in range(self.world_size) if r not in answers]
+
+        def where(rank):
+            return f"{what}: rank {rank} of world_size {self.world_size}"
+
+        dead = self._dead(answers)
+        if dead:
+            rank, code = dead[0]
+            self._fail(
+                f"{where(rank)} died: {describe_exit(code)}",
+                answers,
+                missing,
+                rank=rank,
+                kind="rank_crash",
+            )
+        if first_failed is not None:
+            tb = answers[first_failed][1]
+            counts = {r: n for r, (_, _, n) in sorted(answers.items())}
+            uneven = not missing and len(set(counts.values())) > 1
+            message = f"{where(first_failed)} raised:\n{tb}"
+            if uneven:
+                message += (
+                    f"\nthe ranks had issued different numbers of collectives {counts}: "
+                    "one is left pending"
+                )
+            # A failed start-up leaves no worker to keep; a rank still busy, or one that issued
+            # a collective the others did not, would meet the next task's collectives.
+            keep = not (seq == 0 or missing or uneven)
+            self._fail(message, answers, missing, first_failed, failure_kind(tb), keep)
+        if missing:
+            stacks = self._stacks(range(self.world_size))
             self.close(force=True)
             raise RankTimeout(
                 f"{what}: rank(s) {missing} of world_size {self.world_size} did not answer "
-                f"within {timeout_s or self.timeout_s:.0f} s; the group was torn down"
+                f"within {timeout_s:g} s; the group was torn down. Stacks at the timeout:\n"
+                + format_stacks(stacks, missing),
+                rank=missing[0] if len(missing) == 1 else None,
+                stacks=stacks,
             )
-        return [got[r] for r in range(self.world_size)]
+        return [answers[r][1] for r in range(self.world_size)]
+
+    def _fail(self, message, answers, missing, rank, kind, keep=False):
+        """Raise the failure, first tearing the pool down unless `keep` (every rank answered
+        with no collective pending). Other ranks' errors are added as secondary."""
+        others = [r for r, (ok, _, _) in sorted(answers.items()) if not ok and r != rank]
+        for r in others:
+            first_line = answers[r][1].strip().splitlines()[-1]
+            message += f"\nalso rank {r} (secondary): {first_line}"
+        stacks = None
+        if not keep:
+            live = [r for r in missing if self._procs[r].exitcode is None]
+            if live:
+                stacks = self._stacks(live)
+                message += f"\nrank(s) {live} were still busy; their stacks:\n"
+                message += format_stacks(stacks, live)
+            self.close(force=True)
+            message += "\nthe group was torn down"
+        raise RankError(message, rank=rank, kind=kind, stacks=stacks)
+
+    def _stacks(self, ranks) -> dict[int, str]:
+        """Each live rank's Python stack (all threads) now: SIGUSR1 makes faulthandler dump it
+        into the rank's file; read what it added."""
+        if _STACK_SIGNAL is None:
+            return {}
+        start, stacks = {}, {}
+        for r in ranks:
+            if self._procs[r].exitcode is not None:
+                continue
+            if not os.path.exists(self._stack_path(r)):  # no handler yet: the signal would kill
+                stacks[r] = "(no stack: the rank had not yet installed its stack handler)"
+                continue
+            start[r] = os.path.getsize(self._stack_path(r))
+            stacks[r] = ""
+            os.kill(self._procs[r].pid, _STACK_SIGNAL)
+        deadline = time.monotonic() + _STACK_WAIT_S
+        waiting = set(start)
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+            for r in list(waiting):
+                with open(self._stack_path(r)) as f:
+                    f.seek(start[r])
+                    text = f.read()
+                if text and text == stacks[r]:  # unchanged since the last look: complete
+                    waiting.discard(r)
+                stacks[r] = text
+        for r in waiting:
+            stacks[r] += f"\n(rank {r}'s dump did not finish within {_STACK_WAIT_S:g} s)"
+        return stacks
 
     def close(self, force: bool = False):
         if not self.alive:
@@ -225,12 +446,14 @@ class RankPool:
             if p.is_alive():
                 p.kill()
                 p.join(timeout=5)
+        shutil.rmtree(self._stack_dir, ignore_errors=True)
 
 
 class TorchrunGroup:
     """The group torchrun started: tasks run in this process; results gathered to every rank."""
 
-    def __init__(self, device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, device_type: str, timeouts: Timeouts | None = None):
+        self.timeouts = timeouts or Timeouts()
         self.world_size = int(os.environ["WORLD_SIZE"])
         self.rank = int(os.environ["RANK"])
         local = int(os.environ.get("LOCAL_RANK", 0))
@@ -247,12 +470,16 @@ class TorchrunGroup:
         else:
             device = torch.device("cpu")
         if not dist.is_initialized():
-            dist.init_process_group(self.backend, timeout=datetime.timedelta(seconds=timeout_s))
+            dist.init_process_group(
+                self.backend, timeout=datetime.timedelta(seconds=self.timeouts.collective_s)
+            )
         self.ctx = RankContext(
             self.rank, self.world_size, device, self.backend, dist.group.WORLD, shared
         )
 
-    def run(self, fn, *args, timeout_s=None) -> list:
+    def run(self, fn, *args) -> list:
+        """fn(ctx, *args) on this rank; every rank's result, or RankError naming the first rank
+        that raised (torchrun itself ends the job when a process dies or the group times out)."""
         try:
             mine = (True, fn(self.ctx, *args))
         except BaseException:
@@ -261,8 +488,15 @@ class TorchrunGroup:
         dist.all_gather_object(gathered, mine)
         for rank, (ok, payload) in enumerate(gathered):
             if not ok:
-                raise RankError(f"{fn.__name__}: rank {rank} raised:\n{payload}")
+                raise RankError(
+                    f"{fn.__name__}: rank {rank} of world_size {self.world_size} raised:\n"
+                    f"{payload}",
+                    rank=rank,
+                    kind=failure_kind(payload),
+                )
         return [payload for _, payload in gathered]
+
+    run_setup = run  # no per-call bound here: the group's collective timeout is the bound
 
     def close(self, force=False):
         pass
@@ -277,12 +511,14 @@ def launched_by_torchrun() -> bool:
 class PoolRegistry:
     """One pool per world size for the whole pytest run; replaced only after a failure."""
 
-    def __init__(self, device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, device_type: str, timeouts: Timeouts | None = None):
         self.device_type = device_type
-        self.timeout_s = timeout_s
+        self.timeouts = timeouts or Timeouts()
         self._pools: dict[int, RankPool | TorchrunGroup] = {}
         self._starts: dict[int, int] = {}
-        self.torchrun = TorchrunGroup(device_type, timeout_s) if launched_by_torchrun() else None
+        self.torchrun = (
+            TorchrunGroup(device_type, self.timeouts) if launched_by_torchrun() else None
+        )
 
     def get(self, world_size: int):
         if self.torchrun is not None:
@@ -292,7 +528,7 @@ class PoolRegistry:
             gen = self._starts.get(world_size, 0)
             self._starts[world_size] = gen + 1
             pool = self._pools[world_size] = RankPool(
-                world_size, self.device_type, self.timeout_s, gen
+                world_size, self.device_type, self.timeouts, gen
             )
         return pool
 

@@ -76,6 +76,7 @@ class CellResult:
     failure: str | None = None
     failure_kind: str | None = None
     failed_rank: int | None = None
+    stacks: dict | None = None  # every rank's Python stack when a rank hung (rank -> text)
     figures: dict | None = None  # derived figures of a timed cell (pytest-benchmark extra_info)
 
     @property
@@ -100,6 +101,7 @@ class CellResult:
             "failure": self.failure,
             "failure_kind": self.failure_kind,
             "failed_rank": self.failed_rank,
+            "stacks": self.stacks,
             "published": self.published,
             "emulated": self.emulated,
             "ranks": [r.as_dict() for r in self.ranks],

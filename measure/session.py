@@ -85,7 +85,7 @@ class BenchSession:
         pool = self.registry.get(world_size)
         key = (world_size, pool.generation)
         if key not in self._environments:
-            self._environments[key] = pool.run(describe_rank)
+            self._environments[key] = pool.run_setup(describe_rank)
             if self.records is not None:
                 self.records.update_run(environment={f"ws{world_size}": self._environments[key]})
         return pool
@@ -98,7 +98,7 @@ class BenchSession:
         """Measured once per pool (per world size and start), shared by every cell's floor."""
         key = (pool.world_size, pool.generation)
         if key not in self._ceilings:
-            per_rank = pool.run(measure_ceilings)
+            per_rank = pool.run_setup(measure_ceilings)
             merged = {
                 k: min(r[k] for r in per_rank)
                 if isinstance(per_rank[0][k], float)
@@ -148,6 +148,7 @@ class BenchSession:
                 failure=f"{cell.name}: {e}",
                 failure_kind=getattr(e, "kind", None) or "rank_error",
                 failed_rank=getattr(e, "rank", None),
+                stacks=getattr(e, "stacks", None),
             )
         failed = [r for r in ranks if r.failure is not None]
         if failed:

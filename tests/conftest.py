@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from measure.ranks import RankContext, RankPool
+from measure.ranks import RankContext, RankPool, Timeouts
 
 
 @pytest.fixture(scope="session")
 def gloo_pair():
     """Two gloo ranks on the CPU, started once for the unit tests that need a real group."""
-    pool = RankPool(2, "cpu", timeout_s=60)
+    pool = RankPool(2, "cpu", Timeouts(task_s=60))
     yield pool
     pool.close()
 

@@ -1,6 +1,7 @@
 """Top-level task functions the unit tests send to rank pools (they must pickle under spawn)."""
 
 import os
+import signal
 import time
 
 import torch
@@ -30,6 +31,41 @@ def raise_on_rank1(ctx):
 def sleep_on_rank0(ctx, seconds):
     if ctx.rank == 0:
         time.sleep(seconds)
+    return ctx.rank
+
+
+def die_in_a_collective(ctx, rank, how):
+    """`rank` dies (SIGKILL, or os._exit(3)) while the others wait for it in an all-reduce, so
+    theirs fails with a connection error that must not be blamed."""
+    if ctx.rank == rank:
+        if how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(3)
+    dist.all_reduce(torch.ones(1), group=ctx.group)
+    return "unreachable"
+
+
+def raise_on_every_rank(ctx, message):
+    """An error before any collective on every rank (a mask error in every cell, say)."""
+    raise ValueError(f"{message} on rank {ctx.rank}")
+
+
+def out_of_memory_on_every_rank(ctx):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (planted)")
+
+
+def raise_after_a_pending_collective_on_rank0(ctx):
+    """Every rank raises, but rank 0 first issued an all-reduce that rank 1 never joins: both
+    answer, yet the group is not reusable (the next task's all-reduce would meet this one)."""
+    if ctx.rank == 0:
+        dist.all_reduce(torch.ones(1), group=ctx.group, async_op=True)
+    raise ValueError(f"planted failure on rank {ctx.rank}")
+
+
+def wait_in_all_reduce_on_rank0(ctx):
+    """Rank 0 waits in an all-reduce that rank 1 (which returns) never joins: a hang."""
+    if ctx.rank == 0:
+        dist.all_reduce(torch.ones(1), group=ctx.group)
     return ctx.rank
 
 

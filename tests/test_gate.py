@@ -30,6 +30,8 @@ class InProcessPool:
     def run(self, fn, *args):
         return [fn(self.ctx, *args)]
 
+    run_setup = run
+
     def close(self):
         pass
 
