@@ -101,6 +101,18 @@ class SemiStructuredHalf:
             alg_cache.store(path, k, alg)
         return alg, "search"
 
+    def recompress(self, w_masked: torch.Tensor) -> None:
+        """Compress new values of the same shape and dtype (a train step's re-compression);
+        the alg id found for the shape is kept, so no search runs inside a timed step."""
+        if self.backend == "emulated":
+            self.weight.copy_(w_masked)
+        elif self.backend == "flinear":
+            from torch.sparse import to_sparse_semi_structured
+
+            self.weight = to_sparse_semi_structured(w_masked)
+        else:
+            self.packed = torch._cslt_compress(w_masked)
+
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "cslt":
             # The bias is not fused here (see `mm_into`): it was unfused after an fp16 bias cell
