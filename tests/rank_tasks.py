@@ -69,3 +69,20 @@ def fill_uneven_window(ctx):
 
     time.sleep(0.03 * ctx.rank)
     return fill_window(ctx, forward, 0.05), ctx.agree_max(float(ctx.rank), -float(ctx.rank))
+
+
+def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False):
+    """Build the cell, prepare its backward, check grad_X against float64; the figures and
+    the backend. `scale_rank` plants a wrong backward: that rank's grad_X times 1.01."""
+    from common.dtypes import DTYPES
+    from measure.training_checks import check_backward, grad_output
+
+    cell = CellSpec.from_dict(cell_dict)
+    layer, _, args, _ = build(ctx, cell, seed, "auto")
+    args.require_sparse_backward = require_sparse
+    layer.prepare_backward(args)
+    if scale_rank == ctx.rank:
+        plain = layer.collect_backward
+        layer.collect_backward = lambda p: plain(p).mul_(1.01)
+    gy = grad_output(cell.B, cell.N_out, DTYPES[cell.dtype], ctx.device, seed)
+    return check_backward(layer, type(layer).effective_weight(args), gy, ctx.world_size)
