@@ -86,3 +86,40 @@ def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False
         layer.collect_backward = lambda p: plain(p).mul_(1.01)
     gy = grad_output(cell.B, cell.N_out, DTYPES[cell.dtype], ctx.device, seed)
     return check_backward(layer, type(layer).effective_weight(args), gy, ctx.world_size)
+
+
+def train_figures(ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False):
+    """Train the cell's method `steps` steps and compare with the float64 reference; `stale`
+    plants a T1 that skips the re-compression after the optimizer step."""
+    from kernels.training import TrainConfig, TrainState, check_train_config
+    from measure.training_checks import learning_rate, reference_for, training_figures
+
+    cell = CellSpec.from_dict(cell_dict)
+    layer, x, args, _ = build(ctx, cell, seed, "auto")
+    g = torch.Generator(device=ctx.device).manual_seed(seed + 3)
+    target = torch.randn(cell.B, cell.N_out, generator=g, device=ctx.device)
+    cfg = TrainConfig(optimizer, learning_rate(optimizer, x, args.weight), variant)
+    check_train_config(cell.method, cell.mask, cell.bias, cfg, cell.name)
+    state = TrainState(layer, args, cfg, target, record_masks=True)
+    if stale:
+        state.compress = lambda: None
+    xl = layer.local_input(x)
+    losses = [state.step(xl).item() for _ in range(steps)]
+    ref = reference_for(state, args, x, target, steps, ctx.world_size)
+    return training_figures(state, ref, losses)
+
+
+def drift_task(ctx, cell_dict, seed, steps, scale=1.0):
+    """Run the drift block `steps` times; `scale` plants a wrong layer (output times scale)."""
+    from kernels.methods import METHODS
+    from kernels.training import drift_run
+    from measure.training_checks import drift_figures
+
+    cell = CellSpec.from_dict(cell_dict)
+    layer, x, args, _ = build(ctx, cell, seed, "auto")
+    if scale != 1.0:
+        plain = layer.forward
+        layer.forward = lambda xl: plain(xl) * scale
+    traj = drift_run(layer, x, steps)
+    w_eff = METHODS[cell.method].effective_weight(args)
+    return drift_figures(traj, x, w_eff, layer.collective, ctx.world_size)
