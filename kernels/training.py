@@ -174,6 +174,11 @@ def drift_run(layer: Method, x: torch.Tensor, steps: int) -> list[torch.Tensor]:
     (N_out must equal N_in); returns x_1..x_T (each a new tensor, on every rank in full)."""
     if steps <= 0:
         raise CellSpecError(f"drift: T must be a positive number of steps, got {steps}")
+    if layer.out.shape[1] != x.shape[1]:
+        raise CellSpecError(
+            f"drift: x <- x + tanh(layer(x)) needs N_out == N_in, got {layer.out.shape[1]} "
+            f"and {x.shape[1]}"
+        )
     out = []
     for _ in range(steps):
         x = x + torch.tanh(layer.forward(layer.local_input(x)))
