@@ -32,3 +32,18 @@ def all_gather_columns(local: torch.Tensor, out: torch.Tensor, staging: torch.Te
     dist.all_gather(list(staging.unbind(0)), local, group=group)
     out.view(out.shape[0], ws, -1).copy_(staging.permute(1, 0, 2))
     return out
+
+
+def all_gather_to_columns(
+    local: torch.Tensor, out: torch.Tensor, staging: torch.Tensor, columns: torch.Tensor, group
+):
+    """Gather each rank's block (B x n) and scatter it to its columns of `out` (B x ws*n).
+
+    `columns` lists rank 0's columns, then rank 1's, ...: an interleaved shard's layout.
+    """
+    if group_size(group) > 1:
+        dist.all_gather(list(staging.unbind(0)), local, group=group)
+    else:
+        staging[0].copy_(local)
+    out.index_copy_(1, columns, staging.permute(1, 0, 2).reshape(out.shape[0], -1))
+    return out

@@ -5,6 +5,15 @@ two entries for rank 0 and the other two for rank 1, so W*M0 and W*M1 are each v
 sparse and M0 + M1 = 1. Periodic masks repeat one pattern everywhere (then a compressed half
 is just a dense matrix of interleaved columns); random and magnitude masks differ from group to
 group, which is where the 2:4 kernel has to earn its keep.
+
+Transposable pairs (`TRANSPOSABLE_MASKS`) keep 2 of 4 in every row AND every column of each 4x4
+tile, so W_g^T is 2:4 as well and Block-Shock's backward (grad_X = grad_Y W_g) can run on the
+2:4 kernel with W_g^T as the sparse operand. There are 90 such tiles, and the complement of one
+is one too, so the pair is (tile, complement) everywhere:
+- transposable_random: a seeded uniform choice among the 90 tiles, per tile;
+- transposable_magnitude: per tile, the one of the 90 patterns whose kept |W| sum is largest
+  (exhaustive, so the optimum, not Hubara et al.'s greedy 2-approximation); rank 0 keeps it;
+- transposable_periodic: one fixed tile (rows 1100/0110/0011/1001, a circulant) everywhere.
 """
 
 from __future__ import annotations
@@ -24,8 +33,21 @@ _TWO_OF_FOUR = torch.tensor(
     [[1 if i in c else 0 for i in range(4)] for c in itertools.combinations(range(4), 2)],
     dtype=torch.bool,
 )
+# Every 4x4 0/1 tile with two ones in each row and each column (90 of them), flattened.
+_TILES = torch.tensor(
+    [
+        [v for row in rows for v in row]
+        for rows in itertools.product(_TWO_OF_FOUR.int().tolist(), repeat=4)
+        if all(sum(col) == 2 for col in zip(*rows, strict=True))
+    ],
+    dtype=torch.bool,
+)
+_PERIODIC_TILE = torch.tensor(
+    [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.bool
+).flatten()
+TRANSPOSABLE_MASKS = ("transposable_random", "transposable_magnitude", "transposable_periodic")
 PERIODIC_MASKS = tuple(_PATTERNS)
-MASKS = (*PERIODIC_MASKS, "random_2of4", "magnitude_2of4")
+MASKS = (*PERIODIC_MASKS, "random_2of4", "magnitude_2of4", *TRANSPOSABLE_MASKS)
 
 
 def periodic_columns(name: str, n_in: int, rank: int) -> torch.Tensor:
@@ -42,6 +64,10 @@ def make_mask_pair(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return boolean (M0, M1) shaped like `weight`, validated before they are returned."""
     n_out, n_in = weight.shape
+    if name in TRANSPOSABLE_MASKS:
+        m0 = _transposable_m0(name, weight, generator)
+        validate_transposable_pair(m0, ~m0, name)
+        return m0, ~m0
     if n_in % 4:
         raise MaskError(f"mask {name!r}: N_in={n_in} is not a multiple of 4 (2:4 groups)")
     groups = (n_out, n_in // 4)
@@ -80,3 +106,71 @@ def validate_pair(m0: torch.Tensor, m1: torch.Tensor, name: str = "mask") -> Non
     if overlap.any():
         r, c = overlap.nonzero()[0].tolist()
         raise MaskError(f"{name}: M0 + M1 is not all ones (first at row {r}, column {c})")
+
+
+def _tiles_to_matrix(tiles: torch.Tensor, n_out: int, n_in: int) -> torch.Tensor:
+    """(n_out/4 * n_in/4, 16) tiles, row-major over the tile grid, back to n_out x n_in."""
+    return tiles.reshape(n_out // 4, n_in // 4, 4, 4).permute(0, 2, 1, 3).reshape(n_out, n_in)
+
+
+def _check_tile_shape(name: str, shape) -> tuple[int, int]:
+    n_out, n_in = shape
+    if n_out % 4 or n_in % 4:
+        raise MaskError(
+            f"mask {name!r}: a transposable mask tiles W in 4x4 blocks, so N_out and N_in must "
+            f"both be multiples of 4; got N_out={n_out}, N_in={n_in}"
+        )
+    return n_out, n_in
+
+
+def transposable_magnitude_m0(weight: torch.Tensor) -> torch.Tensor:
+    """Rank 0's transposable mask: per 4x4 tile the pattern (of 90) keeping the largest |W| sum.
+
+    The T1m training variant calls this after every optimizer step, so it is its own function
+    (the prune time the harness measures). Ties go to the first pattern in `_TILES`' order.
+    """
+    n_out, n_in = _check_tile_shape("transposable_magnitude", weight.shape)
+    mag = weight.detach().abs().float().reshape(n_out // 4, 4, n_in // 4, 4)
+    mag = mag.permute(0, 2, 1, 3).reshape(-1, 16)
+    tiles = _TILES.to(weight.device)
+    best = (mag @ tiles.float().t()).argmax(dim=1)
+    return _tiles_to_matrix(tiles[best], n_out, n_in)
+
+
+def _transposable_m0(name, weight, generator):
+    n_out, n_in = _check_tile_shape(name, weight.shape)
+    count = (n_out // 4) * (n_in // 4)
+    if name == "transposable_magnitude":
+        return transposable_magnitude_m0(weight)
+    if name == "transposable_periodic":
+        return _tiles_to_matrix(_PERIODIC_TILE.to(weight.device).expand(count, 16), n_out, n_in)
+    dev = generator.device if generator is not None else weight.device
+    choice = torch.randint(0, len(_TILES), (count,), generator=generator, device=dev)
+    return _tiles_to_matrix(_TILES.to(dev)[choice], n_out, n_in).to(weight.device)
+
+
+def is_transposable(m: torch.Tensor) -> bool:
+    """True if every 4x4 tile of `m` keeps 2 of 4 in each row and each column."""
+    n_out, n_in = m.shape
+    if n_out % 4 or n_in % 4:
+        return False
+    t = m.reshape(n_out // 4, 4, n_in // 4, 4).int()
+    return bool((t.sum(3) == 2).all() and (t.sum(1) == 2).all())
+
+
+def validate_transposable_pair(m0: torch.Tensor, m1: torch.Tensor, name: str = "mask") -> None:
+    """Raise MaskError unless (M0, M1) is complementary and each is 2:4 along rows and columns
+    of every 4x4 tile; the message names the mask, the row or column and the tile."""
+    _check_tile_shape(name, m0.shape)
+    validate_pair(m0, m1, name)
+    n_out, n_in = m0.shape
+    for i, m in enumerate((m0, m1)):
+        per_col = m.reshape(n_out // 4, 4, n_in // 4, 4).int().sum(1)  # tile row, tile col, col
+        bad = (per_col != 2).nonzero()
+        if len(bad):
+            tr, tc, c = bad[0].tolist()
+            raise MaskError(
+                f"{name}: M{i} is not transposable: column {4 * tc + c} keeps "
+                f"{per_col[tr, tc, c].item()} of 4 in tile ({tr}, {tc}) (rows {4 * tr}-"
+                f"{4 * tr + 3}); a 2:4 backward needs W_g^T 2:4 ({len(bad)} bad tile columns)"
+            )

@@ -5,6 +5,14 @@ mask pair and the explicit process group; it keeps only what that rank would hol
 forward is split into `compute` (this rank's GEMM) and `collect` (the collective), so the
 timer can measure each alone. Every forward writes into the preallocated `out` buffer, which
 the correctness check poisons before the run.
+
+The backward wrt the input (phase2) has the same shape: `prepare_backward` builds what it needs
+(buffers; a 2:4 method's second compressed copy, of W_g^T), kept out of the constructor so a
+forward-only cell holds no extra bytes; `compute_backward` and `collect_backward` split it so
+the collective can be timed alone; `backward_input(grad_y)` returns the full B x N_in grad_X on
+every rank (a single-device half: its own part, see `backward_columns`). For training,
+`shard(w)` is what this rank holds of a full weight, `grad_weight` its gradient and
+`load_weight` refreshes the compute copy (re-compresses a 2:4 half) from updated values.
 """
 
 from __future__ import annotations
@@ -14,8 +22,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from kernels.collectives import all_gather_columns, all_reduce_sum, group_size
-from kernels.masks import periodic_columns
+from kernels.collectives import (
+    all_gather_columns,
+    all_gather_to_columns,
+    all_reduce_sum,
+    group_size,
+)
+from kernels.masks import is_transposable, periodic_columns, validate_transposable_pair
 from kernels.sparse24 import SemiStructuredHalf
 
 
@@ -30,15 +43,19 @@ class BuildArgs:
     batch: int
     group: object
     backend: str  # 2:4 backend, used by the semi-structured methods only
+    require_sparse_backward: bool = False  # a cell that demands the 2:4 backward (transposable)
 
 
 class Method:
-    """Base: subclasses set `weight_bytes` and implement compute. `name`, `collective` and
-    `semi_structured` come from the method's spec in kernels/registry.py."""
+    """Base: subclasses set `weight_bytes` and implement compute. `name`, `collective`,
+    `backward_collective` and `semi_structured` come from the method's spec in
+    kernels/registry.py."""
 
     name = ""
     collective: str | None = None  # "all_reduce", "all_gather" or None
+    backward_collective: str | None = None  # the same, for grad_X
     semi_structured = False
+    backward_backend = "dense"  # Block-Shock: its 2:4 backend, or "masked_dense" (never silent)
 
     def __init__(self, a: BuildArgs):
         self.group = a.group
@@ -85,6 +102,49 @@ class Method:
     def _bytes(*tensors) -> int:
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
+    def _buffer(self, a: BuildArgs, cols: int) -> torch.Tensor:
+        return torch.empty(a.batch, cols, dtype=a.weight.dtype, device=a.weight.device)
+
+    # -- backward wrt the input ---------------------------------------------------------
+    def prepare_backward(self, a: BuildArgs) -> None:
+        """Allocate grad_X (B x N_in) and whatever else `compute_backward` needs."""
+        self.grad_x = self._buffer(a, a.weight.shape[1])
+
+    def local_grad_output(self, grad_y: torch.Tensor) -> torch.Tensor:
+        """The part of the full grad_Y (B x N_out) this rank's backward receives."""
+        return grad_y
+
+    def compute_backward(self, grad_y: torch.Tensor) -> torch.Tensor:
+        """This rank's grad_Y W_local (written into a preallocated buffer)."""
+        return torch.mm(grad_y, self.w, out=self.grad_x)
+
+    def collect_backward(self, partial: torch.Tensor) -> torch.Tensor:
+        if self.backward_collective == "all_reduce":
+            return all_reduce_sum(partial, self.group)
+        return partial
+
+    def backward_input(self, grad_y: torch.Tensor) -> torch.Tensor:
+        """grad_X = grad_Y W_eff, the full B x N_in on every rank (`backward_columns` of it for a
+        single-device half), from this rank's `local_grad_output`."""
+        return self.collect_backward(self.compute_backward(grad_y))
+
+    def backward_columns(self) -> torch.Tensor | None:
+        """The input columns `backward_input` returns (None: all of them)."""
+        return None
+
+    # -- training -----------------------------------------------------------------------
+    def shard(self, w: torch.Tensor) -> torch.Tensor:
+        """What this rank holds of a full N_out x N_in weight (a new tensor)."""
+        return w.clone()
+
+    def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        """grad_Y^T X restricted to what this rank holds, from the local X and local grad_Y."""
+        return torch.mm(grad_y.t(), x)
+
+    def load_weight(self, w_local: torch.Tensor) -> None:
+        """Refresh the compute copy from updated values shaped like `shard(W)` (cast in place)."""
+        self.w.copy_(w_local)
+
 
 class DenseSingle(Method):
     def build(self, a):
@@ -98,13 +158,13 @@ class DenseSingle(Method):
 class DenseTPRow(Method):
     """Row-parallel TP: input features split in contiguous blocks, partial sums all-reduced."""
 
-    def _columns(self, n_in):
+    def _columns(self, n_in, rank):
         step = n_in // self.ws
-        return torch.arange(self.rank * step, (self.rank + 1) * step)
+        return torch.arange(rank * step, (rank + 1) * step)
 
     def build(self, a):
-        self.cols = self._columns(a.weight.shape[1]).to(a.weight.device)
-        self.w = a.weight[:, self.cols].contiguous()
+        self.cols = self._columns(a.weight.shape[1], self.rank).to(a.weight.device)
+        self.w = self.shard(a.weight)
         self.b = a.bias
         self.weight_bytes = self._bytes(self.w, self.b if self.rank == 0 else None)
 
@@ -113,6 +173,23 @@ class DenseTPRow(Method):
 
     def compute(self, x):
         return self._mm(x, self.w, self.b)
+
+    def shard(self, w):
+        return w[:, self.cols].contiguous()
+
+    def prepare_backward(self, a):
+        """grad_Y W_shard is this rank's columns of grad_X; the all-gather lays them out."""
+        super().prepare_backward(a)
+        self.grad_local = self._buffer(a, len(self.cols))
+        self.grad_staging = torch.empty(
+            self.ws, *self.grad_local.shape, dtype=self.grad_local.dtype, device=self.w.device
+        )
+
+    def compute_backward(self, grad_y):
+        return torch.mm(grad_y, self.w, out=self.grad_local)
+
+    def collect_backward(self, partial):
+        return all_gather_columns(partial, self.grad_x, self.grad_staging, self.group)
 
 
 class DenseTPInterleaved(DenseTPRow):
@@ -125,8 +202,20 @@ class DenseTPInterleaved(DenseTPRow):
         self.mask_name = a.mask_name
         super().build(a)
 
-    def _columns(self, n_in):
-        return periodic_columns(self.mask_name, n_in, self.rank)
+    def _columns(self, n_in, rank):
+        return periodic_columns(self.mask_name, n_in, rank)
+
+    def prepare_backward(self, a):
+        super().prepare_backward(a)
+        n_in = a.weight.shape[1]
+        every = [self._columns(n_in, r) for r in range(self.ws)]
+        self.gathered_columns = torch.cat(every).to(self.w.device)
+
+    def collect_backward(self, partial):
+        """All-gather the shards, then scatter each rank's block to its interleaved columns."""
+        return all_gather_to_columns(
+            partial, self.grad_x, self.grad_staging, self.gathered_columns, self.group
+        )
 
 
 class DenseTPCol(Method):
@@ -135,8 +224,8 @@ class DenseTPCol(Method):
     def build(self, a):
         n_out = a.weight.shape[0]
         step = n_out // self.ws
-        rows = slice(self.rank * step, (self.rank + 1) * step)
-        self.w = a.weight[rows].contiguous()
+        self.rows = rows = slice(self.rank * step, (self.rank + 1) * step)
+        self.w = self.shard(a.weight)
         self.b = None if a.bias is None else a.bias[rows].contiguous()
         self.local = torch.empty(a.batch, step, dtype=a.weight.dtype, device=a.weight.device)
         self.staging = torch.empty(
@@ -152,36 +241,95 @@ class DenseTPCol(Method):
     def collect(self, partial):
         return all_gather_columns(partial, self.out, self.staging, self.group)
 
+    def shard(self, w):
+        return w[self.rows].contiguous()
+
+    def local_grad_output(self, grad_y):
+        """Column parallel: this rank's output features of grad_Y; partial grad_X all-reduced."""
+        return grad_y[:, self.rows].contiguous()
+
 
 class MaskedSplitDense(Method):
     """Each rank multiplies W*M_g as a dense GEMM (zeros not skipped): the H3 ablation."""
 
     def build(self, a):
-        self.w = (a.weight * a.masks[self.rank]).contiguous()
+        self.mask = a.masks[self.rank]
+        self.w = self.shard(a.weight)
         self.b = a.bias
         self.weight_bytes = self._bytes(self.w, self.b if self.rank == 0 else None)
 
     def compute(self, x):
         return self._mm(x, self.w, self.b)
 
+    def shard(self, w):
+        return (w * self.mask).contiguous()
+
+    def grad_weight(self, x, grad_y):
+        """(grad_Y^T X) * M_g: the dense GEMM, then the mask keeps this rank's entries."""
+        return torch.mm(grad_y.t(), x).mul_(self.mask)
+
 
 class BlockShock(Method):
     """Each rank multiplies its compressed 2:4 half W*M_g on the sparse path; all-reduce sums."""
+
+    half_t: SemiStructuredHalf | None = None  # compressed W_g^T, for the 2:4 backward
+    w_backward: torch.Tensor | None = None  # dense W_g, for the masked-dense backward
 
     def _half_mask(self, a):
         return a.masks[self.rank]
 
     def build(self, a):
+        self.mask = self._half_mask(a)
         bias = a.bias if self.rank == 0 else None
         x_example = torch.randn(
             a.batch, a.weight.shape[1], dtype=a.weight.dtype, device=a.weight.device
         )
-        self.half = SemiStructuredHalf(a.weight * self._half_mask(a), bias, a.backend, x_example)
+        self.half = SemiStructuredHalf(self.shard(a.weight), bias, a.backend, x_example)
         self.alg_id = self.half.alg_id
         self.weight_bytes = self.half.stored_bytes + self._bytes(bias)
 
     def compute(self, x):
         return self.half.mm_into(x, self.out)
+
+    def shard(self, w):
+        return (w * self.mask).contiguous()
+
+    def prepare_backward(self, a):
+        """A transposable mask: compress W_g^T (the 2:4 backward). Any other: keep W_g dense
+        (masked-dense backward, named in `backward_backend`), or refuse if the cell demands 2:4."""
+        super().prepare_backward(a)
+        w_g = self.shard(a.weight)
+        if is_transposable(self.mask):
+            gy_example = self._buffer(a, a.weight.shape[0]).normal_()
+            self.half_t = SemiStructuredHalf(w_g.t().contiguous(), None, a.backend, gy_example)
+            self.backward_backend = self.half_t.backend
+            self.backward_weight_bytes = self.half_t.stored_bytes
+            return
+        if a.require_sparse_backward:  # the validator raises, naming the tile and column
+            validate_transposable_pair(self.mask, ~self.mask, f"{a.mask_name} on {self.name}")
+        self.w_backward = w_g
+        self.backward_backend = "masked_dense"
+        self.backward_weight_bytes = self._bytes(w_g)
+
+    def compute_backward(self, grad_y):
+        if self.half_t is not None:
+            return self.half_t.mm_into(grad_y, self.grad_x)
+        return torch.mm(grad_y, self.w_backward, out=self.grad_x)
+
+    def grad_weight(self, x, grad_y):
+        """(grad_Y^T X) * M_g: a dense GEMM masked (no sparse-output kernel is used)."""
+        return torch.mm(grad_y.t(), x).mul_(self.mask)
+
+    def load_weight(self, w_local, mask=None):
+        """Re-compress the forward half (and W_g^T for the 2:4 backward) from W_g's new values;
+        `mask`, when given, replaces this rank's mask first (T1m re-chooses it)."""
+        if mask is not None:
+            self.mask = mask
+        self.half.recompress(w_local)
+        if self.half_t is not None:
+            self.half_t.recompress(w_local.t().contiguous())
+        elif self.w_backward is not None:
+            self.w_backward.copy_(w_local)
 
 
 class BlockShockHalf(BlockShock):
@@ -198,8 +346,18 @@ class BlockShockHalf(BlockShock):
 class DenseHalf(DenseTPRow):
     """Rank 0's shard of 2-way row-parallel TP alone on one device (N_out x N_in/2, dense)."""
 
-    def _columns(self, n_in):
+    def _columns(self, n_in, rank):
         return torch.arange(0, n_in // 2)
+
+    def prepare_backward(self, a):
+        """One device: grad_Y W_shard is the result (its columns), nothing to gather."""
+        self.grad_local = self._buffer(a, len(self.cols))
+
+    def collect_backward(self, partial):
+        return partial
+
+    def backward_columns(self):
+        return self.cols
 
     @staticmethod
     def effective_weight(a):

@@ -71,6 +71,7 @@ class MethodSpec:
     mask: str = "none"
     split: str | None = None
     collective: str | None = None
+    backward_collective: str | None = None  # grad_X's collective (phase2, phase3)
     work_model: WorkModel = WorkModel()
     semi_structured: bool = False
 
@@ -101,6 +102,7 @@ def register(spec: MethodSpec) -> MethodSpec:
         raise MatrixError(f"method {spec.name!r}: split {spec.split!r} is not N, N_out or None")
     spec.cls.name = spec.name
     spec.cls.collective = spec.collective
+    spec.cls.backward_collective = spec.backward_collective
     spec.cls.semi_structured = spec.semi_structured
     REGISTRY[spec.name] = spec
     return spec
@@ -125,6 +127,7 @@ register(
         world_size=None,
         split="N",
         collective="all_reduce",
+        backward_collective="all_gather",
         work_model=WorkModel(weight=SHARD, flops=SHARD, x=SHARD),
     )
 )
@@ -135,6 +138,7 @@ register(
         world_size=None,
         split="N_out",
         collective="all_gather",
+        backward_collective="all_reduce",
         work_model=WorkModel(weight=SHARD, flops=SHARD, y=SHARD),
     )
 )
@@ -145,11 +149,19 @@ register(
         world_size=2,
         mask="periodic",
         collective="all_reduce",
+        backward_collective="all_gather",
         work_model=WorkModel(weight=SHARD, flops=SHARD, x=SHARD),
     )
 )
 register(
-    MethodSpec("masked_split_dense", m.MaskedSplitDense, 2, mask="any", collective="all_reduce")
+    MethodSpec(
+        "masked_split_dense",
+        m.MaskedSplitDense,
+        world_size=2,
+        mask="any",
+        collective="all_reduce",
+        backward_collective="all_reduce",
+    )
 )
 register(
     MethodSpec(
@@ -158,6 +170,7 @@ register(
         world_size=2,
         mask="any",
         collective="all_reduce",
+        backward_collective="all_reduce",
         work_model=SPARSE_HALF,
         semi_structured=True,
     )

@@ -160,6 +160,20 @@ class SemiStructuredHalf:
             alg_cache.store(path, k, alg)
         return alg, "search"
 
+    def recompress(self, w_masked: torch.Tensor) -> None:
+        """Compress new values of the same shape and dtype (a train step's re-compression);
+        the alg id found for the shape is kept, so no search runs inside a timed step. cslt
+        copies into the same packed buffer, so a CUDA graph captured on it stays valid (the
+        copy, 9/16 of W_g's bytes, is part of the compress time); flinear makes a new tensor."""
+        if self.backend == "emulated":
+            self.weight.copy_(w_masked)
+        elif self.backend == "flinear":
+            from torch.sparse import to_sparse_semi_structured
+
+            self.weight = to_sparse_semi_structured(w_masked)
+        else:
+            self.packed.copy_(torch._cslt_compress(w_masked))
+
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "triton":
             out = torch.empty(x.shape[0], self.compressed.shape[0], dtype=x.dtype, device=x.device)

@@ -107,3 +107,59 @@ def fill_uneven_window(ctx):
 
     time.sleep(0.03 * ctx.rank)
     return fill_window(ctx, forward, 0.05), ctx.agree_max(float(ctx.rank), -float(ctx.rank))
+
+
+def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False):
+    """Build the cell, prepare its backward, check grad_X against float64; the figures and
+    the backend. `scale_rank` plants a wrong backward: that rank's grad_X times 1.01."""
+    from common.dtypes import DTYPES
+    from measure.training_checks import check_backward, grad_output
+
+    cell = CellSpec.from_dict(cell_dict)
+    built = build(ctx, cell, seed, "auto")
+    layer, args = built.layer, built.args
+    args.require_sparse_backward = require_sparse
+    layer.prepare_backward(args)
+    if scale_rank == ctx.rank:
+        plain = layer.collect_backward
+        layer.collect_backward = lambda p: plain(p).mul_(1.01)
+    gy = grad_output(cell.B, cell.N_out, DTYPES[cell.dtype], ctx.device, seed)
+    return check_backward(layer, type(layer).effective_weight(args), gy, ctx.world_size)
+
+
+def train_figures(ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False):
+    """Train the cell's method `steps` steps and compare with the float64 reference; `stale`
+    plants a T1 that skips the re-compression after the optimizer step."""
+    from kernels.training import TrainConfig, TrainState, check_train_config
+    from measure.training_checks import learning_rate, reference_for, training_figures
+
+    cell = CellSpec.from_dict(cell_dict)
+    built = build(ctx, cell, seed, "auto")
+    layer, x, args = built.layer, built.x, built.args
+    g = torch.Generator(device=ctx.device).manual_seed(seed + 3)
+    target = torch.randn(cell.B, cell.N_out, generator=g, device=ctx.device)
+    cfg = TrainConfig(optimizer, learning_rate(optimizer, x, args.weight), variant)
+    check_train_config(cell.method, cell.mask, cell.bias, cfg, cell.name)
+    state = TrainState(layer, args, cfg, target, record_masks=True)
+    if stale:
+        state.compress = lambda: None
+    xl = layer.local_input(x)
+    losses = [state.step(xl).item() for _ in range(steps)]
+    ref = reference_for(state, args, x, target, steps, ctx.world_size)
+    return training_figures(state, ref, losses)
+
+
+def drift_task(ctx, cell_dict, seed, steps, scale=1.0):
+    """Run the drift block `steps` times; `scale` plants a wrong layer (output times scale)."""
+    from kernels.training import drift_run
+    from measure.training_checks import drift_figures
+
+    cell = CellSpec.from_dict(cell_dict)
+    built = build(ctx, cell, seed, "auto")
+    layer, x, args = built.layer, built.x, built.args
+    if scale != 1.0:
+        plain = layer.forward
+        layer.forward = lambda xl: plain(xl) * scale
+    traj = drift_run(layer, x, steps)
+    w_eff = type(layer).effective_weight(args)
+    return drift_figures(traj, x, w_eff, layer.collective, ctx.world_size)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from measure.matrix import CellSpec
+from measure.cell import CellSpec
 
 
 def cell(method="dense_single", N=256, B=8, dtype="bf16", mask=None, phase="phase0") -> CellSpec:

@@ -1,0 +1,40 @@
+"""The training half on the real 2:4 kernels (cuSPARSELt): run by the lead on a GPU machine.
+
+Skipped with the reason on a machine with no CUDA device; the CPU tests cover the same checks
+on the emulated backend."""
+
+import pytest
+import torch
+
+from measure import checks
+from measure.cell import CellSpec
+from measure.ranks import RankContext
+from measure.training_checks import assert_trained
+from tests.rank_tasks import backward_figures, train_figures
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU for the cuSPARSELt 2:4 kernels"
+)
+
+
+@pytest.fixture
+def cuda_ctx():
+    return RankContext(0, 1, torch.device("cuda"), "gloo", None, False)
+
+
+def _cell(mask, phase):
+    return CellSpec(phase, "block_shock_half", 256, 256, 64, "bf16", mask, "gaussian", 1, False)
+
+
+def test_2of4_backward_on_compressed_w_transpose(cuda_ctx):
+    cell = _cell("transposable_magnitude", "phase2")
+    fig = backward_figures(cuda_ctx, cell.as_dict(), 41, require_sparse=True)
+    checks.assert_correct(fig.errors, cell.name)
+    assert fig.backward_backend == "cslt"
+
+
+@pytest.mark.parametrize("variant", ["T1", "T1m", "T2"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_train_steps_with_cslt_recompression(cuda_ctx, variant, optimizer):
+    cell = _cell("transposable_random", "phase3")
+    assert_trained(train_figures(cuda_ctx, cell.as_dict(), 42, optimizer, variant, 3), cell.name)
