@@ -63,13 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         "--cell-budget-s",
         type=float,
         default=DEFAULT_CELL_BUDGET_S,
-        help=f"watchdog: seconds a cell may run (default: {DEFAULT_CELL_BUDGET_S:g})",
+        help="watchdog: seconds a cell may run after its set-up "
+        f"(default: {DEFAULT_CELL_BUDGET_S:g})",
     )
     run.add_argument(
         "--startup-budget-s",
         type=float,
         default=DEFAULT_STARTUP_BUDGET_S,
-        help="watchdog: seconds a slice may take to start its first cell "
+        help="watchdog: seconds pytest's start and a cell's set-up (rank pools) may take "
         f"(default: {DEFAULT_STARTUP_BUDGET_S:g})",
     )
     run.add_argument(

@@ -3,7 +3,9 @@
 The study process must know which cell is running (its watchdog classifies a hang by cell) and
 each cell's outcome the moment it ends, without importing pytest. This plugin appends one JSON
 line per event to `--bs-study-events PATH` (per rank: `.rank<RANK>` is added under torchrun),
-flushed at once, so another process can follow it while the slice runs.
+flushed at once, so another process can follow it while the slice runs. A cell's `call` event
+marks the end of its set-up (rank pools start there), so the watchdog can give set-up and the
+cell's own work separate budgets.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class _EventLog:
         self.emit("start", nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report):
+        if report.when == "setup" and report.passed:
+            self.emit("call", nodeid=report.nodeid)  # fixtures (rank pools) are up
         # A cell's outcome: its call phase, or the setup/teardown phase that failed or skipped.
         if report.when == "call" or report.outcome != "passed":
             prev = self._outcome.get(report.nodeid)

@@ -1,9 +1,9 @@
 """One slice: its pytest process (or torchrun) under the study's watchdog.
 
 The slice's pytest writes cell starts and outcomes to its event file (bench.study.events); this
-module follows that file. A cell running longer than its budget, or a slice that starts no cell
-within its start-up budget, is killed with its whole process tree (SIGTERM, then SIGKILL after a
-grace period). A stop request (Ctrl+C in the study) kills it the same way. What the slice did is
+module follows that file. A cell whose own work outlives the cell budget, or a set-up (pytest
+start, collection, a rank pool's start) that outlives the start-up budget, is killed with its
+whole process tree (SIGTERM, then SIGKILL after a grace period). A stop request (Ctrl+C in the study) kills it the same way. What the slice did is
 returned as a `SliceResult` and written beside the events (`<id>.result.json`), so a study
 process that was not there when it ended (a SLURM job, `collect`) reads the same thing.
 """
@@ -33,6 +33,7 @@ class CellOutcome:
     message: str
     started: float
     ended: float | None
+    call_started: float | None = None  # set-up done (rank pools up), the cell's work begun
 
 
 @dataclass
@@ -82,6 +83,8 @@ def outcomes_from(events: list[dict]) -> tuple[list[CellOutcome], bool]:
         if e["event"] == "start":
             name = e["nodeid"].rsplit("::", 1)[1]
             by_id[e["nodeid"]] = CellOutcome(name, "running", "", e["t"], None)
+        elif e["event"] == "call" and e["nodeid"] in by_id:
+            by_id[e["nodeid"]].call_started = e["t"]
         elif e["event"] == "end" and e["nodeid"] in by_id:
             o = by_id[e["nodeid"]]
             o.outcome, o.message, o.ended = e["outcome"], e["message"], e["t"]
@@ -165,8 +168,10 @@ def execute_slice(
                 break
             now = time.time()
             running = [o for o in outcomes if o.outcome == "running"]
-            if running:
-                overdue = now - running[-1].started > spec.cell_budget_s
+            if running and running[-1].call_started is not None:
+                overdue = now - running[-1].call_started > spec.cell_budget_s
+            elif running:  # in set-up: a rank pool may be starting
+                overdue = now - running[-1].started > spec.startup_budget_s
             else:
                 last = max([started] + [e["t"] for e in events])
                 overdue = now - last > spec.startup_budget_s
