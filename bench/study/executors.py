@@ -74,11 +74,13 @@ class SubmititExecutor:
 
     def run_wave(self, study, groups: list[list[CellRun]]) -> bool:
         """Submit every group; False when returning at once (`--no-wait`)."""
-        if not self.wait:  # all cycles at once: the cluster orders them
-            specs = [study.new_slice(runs, study.opts.gap_s) for runs in groups]
-        else:  # cycle by cycle, so cycles stay interleaved
-            first = groups[0][0].cycle
-            specs = [study.new_slice(r, study.opts.gap_s) for r in groups if r[0].cycle == first]
+        if self.wait:  # cycle by cycle, so cycles stay interleaved
+            groups = [g for g in groups if g[0].cycle == groups[0][0].cycle]
+        # each job pauses the gap before its slice, except the study's very first one
+        specs = [
+            study.new_slice(runs, study.opts.gap_s if (study.ran_any or i) else 0.0)
+            for i, runs in enumerate(groups)
+        ]
         jobs = {}
         for ws in dict.fromkeys(s.world_size for s in specs):
             group = [s for s in specs if s.world_size == ws]

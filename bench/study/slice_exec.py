@@ -3,9 +3,10 @@
 The slice's pytest writes cell starts and outcomes to its event file (bench.study.events); this
 module follows that file. A cell whose own work outlives the cell budget, or a set-up (pytest
 start, collection, a rank pool's start) that outlives the start-up budget, is killed with its
-whole process tree (SIGTERM, then SIGKILL after a grace period). A stop request (Ctrl+C in the study) kills it the same way. What the slice did is
-returned as a `SliceResult` and written beside the events (`<id>.result.json`), so a study
-process that was not there when it ended (a SLURM job, `collect`) reads the same thing.
+whole process tree (SIGTERM, then SIGKILL after a grace period). A stop request (Ctrl+C in
+the study) kills it the same way. What the slice did is returned as a `SliceResult` and
+written beside the events (`<id>.result.json`), so a study process that was not there when it
+ended (a SLURM job, `collect`) reads the same thing.
 """
 
 from __future__ import annotations
