@@ -78,3 +78,7 @@ def closest(name: str, allowed) -> str:
     """Return ' (did you mean X?)' for the closest allowed name, or '' when none is close."""
     match = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class StudyError(BenchError):
+    """A study (bench.study) cannot start, resume or be read: names the folder and the rule."""
