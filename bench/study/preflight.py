@@ -18,7 +18,8 @@ from pathlib import Path
 
 from common.dtypes import DTYPES
 from common.errors import StudyError
-from measure.matrix import TIMING_DEFAULTS, CellSpec, load_matrix
+from measure.cell import CellSpec
+from measure.matrix import load_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 # Seconds per cell beyond its timing policy (inputs, checks, records) and per slice (python,
@@ -66,7 +67,7 @@ def collect_cells(
 
 def timing_policy(suite: str, matrix: str | None) -> dict:
     s = load_matrix(matrix or ROOT / "benchmarks.json").suite(suite)
-    return {**TIMING_DEFAULTS, **s.timing}
+    return s.timing.as_dict()
 
 
 def design_hash(cells: list[CellSpec], timing: dict, matrix: str | None) -> str:
