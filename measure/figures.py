@@ -79,11 +79,11 @@ def phase1_info(
     """extra_info for pytest-benchmark: everything beside the median the stats already hold."""
     r0 = results[0]
     fwd = r0.forward
-    elem = DTYPES[cell.dtype].itemsize
-    fl = floors.floor(cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size, ceilings)
-    work = floors.work(cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size)
     median = fwd.median
     return {
+        **_floor_figures(cell, median, ceilings),
+        "timed": r0.primary,
+        **_phase_figures(results),
         "cell": cell.as_dict(),
         "correct": True,
         "emulated": r0.emulated,
@@ -113,10 +113,6 @@ def phase1_info(
         "weight_bytes_per_rank": [r.memory.weight_bytes for r in results],
         "peak_build_bytes_per_rank": [r.memory.build_peak_bytes for r in results],
         "peak_forward_bytes_per_rank": [r.memory.forward_peak_bytes for r in results],
-        **fl,
-        "pct_of_floor": 100 * fl["floor_s"] / median,
-        "achieved_tb_per_s": work["bytes"] / median / 1e12,
-        "achieved_tflop_per_s": work["flops"] / median / 1e12,
         "kernel_backend": r0.kernel_backend,
         "alg_id": [r.alg_id for r in results],
         "alg_source": [r.alg_source for r in results],
@@ -136,6 +132,36 @@ def phase1_info(
         "commit": environment.get("commit"),
         **_energy(results),
     }
+
+
+def _floor_figures(cell: CellSpec, median: float, ceilings: dict) -> dict:
+    """The floor of what the phase times: a forward (phase1), or grad_X = grad_Y W, which
+    moves the same bytes and FLOPs (phase2). A train step has no floor model yet (None)."""
+    if cell.phase not in ("phase1", "phase2"):
+        return {"floor_s": None, "pct_of_floor": None, "bound": None}
+    elem = DTYPES[cell.dtype].itemsize
+    fl = floors.floor(cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size, ceilings)
+    work = floors.work(cell.method, cell.N, cell.N_out, cell.B, elem, cell.world_size)
+    return {
+        **fl,
+        "pct_of_floor": 100 * fl["floor_s"] / median,
+        "achieved_tb_per_s": work["bytes"] / median / 1e12,
+        "achieved_tflop_per_s": work["flops"] / median / 1e12,
+    }
+
+
+def _phase_figures(results: list[RankResult]) -> dict:
+    """phase2/phase3 figures beside the time: the backward's path, each timed part's median
+    (slowest rank's samples), training state bytes per rank."""
+    r0 = results[0]
+    info = {f"{k}_median_s": v.median for k, v in r0.timing.items() if k != r0.primary}
+    pf = [r.phase_figures or {} for r in results]
+    if "backward_backend" in pf[0]:
+        info["backward_backend"] = [p["backward_backend"] for p in pf]
+    for key in ("master_bytes", "optimizer_bytes", "grad_bytes"):
+        if key in pf[0]:
+            info[f"{key}_per_rank"] = [p[key] for p in pf]
+    return info
 
 
 def marks(info: dict) -> str:

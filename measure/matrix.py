@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
-from kernels.masks import PERIODIC_MASKS
+from kernels.masks import PERIODIC_MASKS, TRANSPOSABLE_MASKS
 from kernels.registry import REGISTRY
 from measure.cell import AXES, OPTIONAL_AXES, CellSpec
 from measure.phases import PHASES
@@ -105,6 +105,7 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
         raise MatrixError(f"{name}: {cell.method} takes no mask, got {cell.mask!r}")
     if cell.backend is not None and not spec.semi_structured:
         raise MatrixError(f"{name}: {cell.method} has no 2:4 kernel, so takes no backend")
+    _training_rules(cell, name)
     phase = PHASES[cell.phase]
     for axis in ("optimizer", "variant", "steps"):
         wanted = axis in phase.axes and (axis != "variant" or spec.semi_structured)
@@ -113,6 +114,19 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
             raise MatrixError(f"{name}: {cell.phase} of {cell.method} needs a {axis}")
         if not wanted and value is not None:
             raise MatrixError(f"{name}: {cell.phase} of {cell.method} takes no {axis}")
+
+
+def _training_rules(cell: CellSpec, name: str) -> None:
+    """What phase3 and drift need of a cell, checked before anything runs."""
+    if cell.phase == "phase3" and cell.bias:
+        raise MatrixError(f"{name}: a train step trains W only; phase3 cells take bias false")
+    if cell.variant == "T1m" and cell.mask not in TRANSPOSABLE_MASKS:
+        raise MatrixError(
+            f"{name}: T1m re-chooses a transposable mask every step, so it starts from one of "
+            f"{TRANSPOSABLE_MASKS}, got {cell.mask!r}"
+        )
+    if cell.phase == "drift" and cell.N_out != cell.N:
+        raise MatrixError(f"{name}: drift applies x <- x + tanh(layer(x)), so N_out must be N")
 
 
 def _normalized(cell: CellSpec) -> CellSpec:

@@ -155,10 +155,33 @@ class Phase:
     axes: tuple[str, ...] = ()  # the optional cell axes it needs (optimizer, variant, steps)
 
 
+# The training phases' tasks live in measure/training_phases.py, which builds on this module;
+# these top-level entries (they pickle under spawn) import it when a cell runs.
+def run_backward(ctx, *args) -> RankResult:
+    from measure.training_phases import run_backward_timing
+
+    return run_backward_timing(ctx, *args)
+
+
+def run_train(ctx, *args) -> RankResult:
+    from measure.training_phases import run_train_step
+
+    return run_train_step(ctx, *args)
+
+
+def run_drift(ctx, *args) -> RankResult:
+    from measure.training_phases import run_drift as drift
+
+    return drift(ctx, *args)
+
+
 PHASES: dict[str, Phase] = {
     p.name: p
     for p in (
         Phase("phase0", run_check, timed=False),
         Phase("phase1", run_forward_timing, timed=True),
+        Phase("phase2", run_backward, timed=True),
+        Phase("phase3", run_train, timed=True, axes=("optimizer", "variant", "steps")),
+        Phase("drift", run_drift, timed=False, axes=("steps",)),
     )
 }

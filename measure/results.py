@@ -42,13 +42,16 @@ class RankResult:
     failure: str | None = None  # this rank's failed check, named (the ranks stop together)
     timing: dict[str, Stats] = field(default_factory=dict)
     modes: list[str] = field(default_factory=list)
+    primary: str = "forward"  # the timing the phase publishes (forward, backward, step)
+    phase_figures: dict | None = None  # phase2/3/drift: backward backend, training, drift
     energy: dict | None = None  # measured figures, or {"energy": status, "reason": why}
     state_start: dict = field(default_factory=dict)
     state_end: dict = field(default_factory=dict)
 
     @property
     def forward(self) -> Stats | None:
-        return self.timing.get("forward")
+        """The published timing: the phase's primary measurement."""
+        return self.timing.get(self.primary)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -23,6 +23,7 @@ from measure.environment import describe_rank
 from measure.matrix import Matrix, Suite
 from measure.phases import PHASES, TaskOptions
 from measure.records import RunRecords
+from measure.replay import DEVICE_CLOCK
 from measure.results import CellResult, RankResult
 from measure.summary import Summary
 
@@ -130,6 +131,15 @@ class BenchSession:
             raise CorrectnessError(result.failure)
         if result.status == "error":
             raise RankError(result.failure)
+        return result
+
+    def run_timed(self, cell: CellSpec, benchmark) -> CellResult:
+        """Run a timed cell and, only if it passed, hand its primary samples (device seconds)
+        and figures to pytest-benchmark through the device clock."""
+        result = self.run(cell)
+        benchmark.group = f"{cell.phase}-N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
+        benchmark.extra_info.update(result.figures)
+        DEVICE_CLOCK.replay(benchmark, result.ranks[0].forward.samples)
         return result
 
     def _outcome(self, cell: CellSpec) -> CellResult:

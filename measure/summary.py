@@ -29,28 +29,30 @@ class Summary:
         groups = defaultdict(list)
         for r in self.timed:
             c = r.cell
-            groups[(c.N, c.N_out, c.B, c.dtype, c.workload, c.bias)].append(r)
+            groups[(c.phase, c.N, c.N_out, c.B, c.dtype, c.workload, c.bias)].append(r)
         out = []
-        for (n, n_out, b, dt, wl, bias), rows in sorted(groups.items()):
+        for (phase, n, n_out, b, dt, wl, bias), rows in sorted(groups.items()):
             base = {r.cell.method: _median(r) for r in rows if r.cell.mask is None}
             shape = f"N={n}" + (f"x{n_out}" if n_out != n else "")
             emulated = any(r.emulated for r in rows)
             t = Table(
-                title=f"phase1 {shape} B={b} {dt} {wl}{' bias' if bias else ''}"
+                title=f"{phase} ({rows[0].ranks[0].primary}) {shape} B={b} {dt} {wl}"
+                + (" bias" if bias else "")
                 + (" [EMULATED: host clock, CPU]" if emulated else "")
             )
             cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in SUMMARY_BASELINES)]
             for col in (*cols, "% floor", "J/token", "marks"):
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
-            for r in sorted(rows, key=lambda r: (r.cell.method, r.cell.mask or "")):
+            for r in sorted(rows, key=lambda r: r.cell.id):
                 info = r.figures
+                extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
                 t.add_row(
-                    r.cell.method,
+                    " ".join([r.cell.method, *extra]),
                     r.cell.mask or "-",
                     str(r.cell.world_size),
                     _fmt_time(_median(r)),
                     *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
-                    f"{info['pct_of_floor']:.0f}%",
+                    "-" if info["pct_of_floor"] is None else f"{info['pct_of_floor']:.0f}%",
                     "-" if info.get("j_per_token") is None else f"{info['j_per_token']:.3g}",
                     marks(info),
                 )

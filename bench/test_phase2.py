@@ -1,0 +1,16 @@
+"""phase2: backward wrt the input (grad_X, weights frozen) on the device, stored by
+pytest-benchmark as device seconds.
+
+`bench.run_timed` checks the cell first and raises (after writing its record) if the check
+failed, so only a passed cell's samples reach pytest-benchmark (through DEVICE_CLOCK); the
+derived figures go into extra_info.
+"""
+
+import pytest
+
+from measure.replay import DEVICE_CLOCK
+
+
+@pytest.mark.benchmark(timer=DEVICE_CLOCK)
+def phase2(cell, bench, benchmark):
+    bench.run_timed(cell, benchmark)
