@@ -7,6 +7,7 @@ import io
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kernels.registry import SUMMARY_BASELINES
@@ -64,11 +65,11 @@ class Summary:
             for r in self.failed:
                 why = (r.failure or "").strip().splitlines()
                 t.add_row(
-                    r.cell.name,
+                    escape(r.cell.name),  # "phase1[...]" is not rich markup
                     r.status.upper(),
                     r.failure_kind or "-",
                     "-" if r.failed_rank is None else str(r.failed_rank),
-                    why[-1][:120] if why else "-",
+                    escape(why[-1][:120]) if why else "-",
                 )
             out.append(t)
         return out

@@ -12,9 +12,12 @@ from measure.ranks import RankContext
 from measure.training_checks import assert_trained
 from tests.rank_tasks import backward_figures, train_figures
 
-pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU for the cuSPARSELt 2:4 kernels"
-)
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU for the cuSPARSELt 2:4 kernels"
+    ),
+]
 
 
 @pytest.fixture
