@@ -4,15 +4,21 @@ Why: at small B the product is memory-bound, so a 2:4 half can take 9/16 of a de
 time at best; cuSPARSELt's small-batch kernels sit near half of that floor on Hopper.
 
 Design. Program (n, s) owns BLOCK_N output features and the s-th of SPLIT_K slices of the input
-features. Per K tile it loads the tile's value pairs as int32 words (one word = one group's two
-kept values, 16-byte vectors across a row) and the group nibbles, builds the dense BLOCK_N x
-BLOCK_K tile in registers with four selects per group and two interleaves, and feeds it as the
-left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16 or
-more): the accumulator is BLOCK_N x BLOCK_B in fp32. Each compressed byte is read once; X (small)
-is re-read by every column block from L2, which is what a larger BLOCK_N or SPLIT_K > 1 buys
-back. With SPLIT_K > 1 each slice writes fp32 partials and a second kernel sums them, adds the
-bias and casts (deterministic, no atomics). Configurations live in CONFIGS; kernels/tune24.py
-picks one per GPU, dtype, shape and B bucket outside any timed region.
+features. Per K tile it takes the tile's value pairs as int32 words (one word = one group's two
+kept values) and the meta words, builds the dense BLOCK_N x BLOCK_K tile in registers (each
+group's four lanes as one 64-bit word v0 << 16*i0 | v1 << 16*i1, then two interleaves), and feeds
+it as the left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16
+or more): the accumulator is BLOCK_N x BLOCK_B in fp32. Two ways to fetch the tiles:
+- pointer loads (`_sparse24_mm_kernel`): per-element pointers, cp.async for the weight tiles;
+- the copy engine (`_sparse24_tma_kernel`, configs named tma_*): tensor descriptors for pairs,
+  meta and X, so the loop has no address arithmetic, X is pipelined too, and rows of X past B
+  arrive as zeros. Sm_90 SASS compiled off the GPU: ~39 loop instructions per group for the
+  pointer kernel with the old select-based expansion, ~30 for this one.
+Each compressed byte is read once; X (small) is re-read by every column block from L2 (at B 64
+and 128-row tiles nearly as many bytes as the weight), which is what BLOCK_N 256 (with SPLIT_K 2
+to keep the SMs busy) buys back. With SPLIT_K > 1 each slice writes fp32 partials and a second
+kernel sums them, adds the bias and casts (deterministic, no atomics). Configurations live in
+CONFIGS; kernels/tune24.py picks one per GPU, dtype, shape and B bucket outside any timed region.
 """
 
 from __future__ import annotations
