@@ -4,15 +4,21 @@ Why: at small B the product is memory-bound, so a 2:4 half can take 9/16 of a de
 time at best; cuSPARSELt's small-batch kernels sit near half of that floor on Hopper.
 
 Design. Program (n, s) owns BLOCK_N output features and the s-th of SPLIT_K slices of the input
-features. Per K tile it loads the tile's value pairs as int32 words (one word = one group's two
-kept values, 16-byte vectors across a row) and the group nibbles, builds the dense BLOCK_N x
-BLOCK_K tile in registers with four selects per group and two interleaves, and feeds it as the
-left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16 or
-more): the accumulator is BLOCK_N x BLOCK_B in fp32. Each compressed byte is read once; X (small)
-is re-read by every column block from L2, which is what a larger BLOCK_N or SPLIT_K > 1 buys
-back. With SPLIT_K > 1 each slice writes fp32 partials and a second kernel sums them, adds the
-bias and casts (deterministic, no atomics). Configurations live in CONFIGS; kernels/tune24.py
-picks one per GPU, dtype, shape and B bucket outside any timed region.
+features. Per K tile it takes the tile's value pairs as int32 words (one word = one group's two
+kept values) and the meta words, builds the dense BLOCK_N x BLOCK_K tile in registers (each
+group's four lanes as one 64-bit word v0 << 16*i0 | v1 << 16*i1, then two interleaves), and feeds
+it as the left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16
+or more): the accumulator is BLOCK_N x BLOCK_B in fp32. Two ways to fetch the tiles:
+- pointer loads (`_sparse24_mm_kernel`): per-element pointers, cp.async for the weight tiles;
+- the copy engine (`_sparse24_tma_kernel`, configs named tma_*): tensor descriptors for pairs,
+  meta and X, so the loop has no address arithmetic, X is pipelined too, and rows of X past B
+  arrive as zeros. Sm_90 SASS compiled off the GPU: ~39 loop instructions per group for the
+  pointer kernel with the old select-based expansion, ~30 for this one.
+Each compressed byte is read once; X (small) is re-read by every column block from L2 (at B 64
+and 128-row tiles nearly as many bytes as the weight), which is what BLOCK_N 256 (with SPLIT_K 2
+to keep the SMs busy) buys back. With SPLIT_K > 1 each slice writes fp32 partials and a second
+kernel sums them, adds the bias and casts (deterministic, no atomics). Configurations live in
+CONFIGS; kernels/tune24.py picks one per GPU, dtype, shape and B bucket outside any timed region.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from common.errors import CellSpecError
 from kernels.compressed24 import Compressed24
@@ -31,6 +38,7 @@ MIN_BLOCK_B = 16  # tl.dot needs every dim >= 16
 N_OUT_MULTIPLE = 64  # the smallest BLOCK_N
 N_IN_MULTIPLE = 128  # the smallest BLOCK_K (and a multiple of the meta word's 32 columns)
 DTYPES = (torch.bfloat16, torch.float16)
+TMA_ALIGN = 16  # bytes: the copy engine's rule for a tensor's base and row strides
 
 
 @dataclass(frozen=True)
@@ -42,11 +50,13 @@ class Config:
     split_k: int
     num_warps: int
     num_stages: int
+    tma: bool = False  # tiles fetched by the copy engine (tensor descriptors), see the docstring
 
     @property
     def name(self) -> str:
         b = self
-        return f"n{b.block_n}_k{b.block_k}_s{b.split_k}_w{b.num_warps}_p{b.num_stages}"
+        prefix = "tma_" if b.tma else ""
+        return f"{prefix}n{b.block_n}_k{b.block_k}_s{b.split_k}_w{b.num_warps}_p{b.num_stages}"
 
     def fits(self, n_out: int, n_in: int) -> bool:
         return n_out % self.block_n == 0 and n_in % (self.block_k * self.split_k) == 0
@@ -59,7 +69,14 @@ def _configs() -> tuple[Config, ...]:
     # where B's X tile is large (B 256).
     tiles = ((64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4))
     tiles += ((128, 256, 8, 3), (256, 128, 8, 3), (64, 128, 4, 2), (128, 128, 8, 2))
-    return tuple(Config(n, k, s, w, p) for n, k, w, p in tiles for s in (1, 2, 4))
+    pointer = tuple(Config(n, k, s, w, p) for n, k, w, p in tiles for s in (1, 2, 4))
+    # Copy-engine variant: 128-row tiles for B 16-32 (one program per SM at N_out 16384), 256-row
+    # tiles for B 64 (half of X's re-reads from L2, SPLIT_K 2 to keep 128 programs), deep
+    # pipelines (3-4 stages of 18-36 KB) for the bytes in flight one SM needs.
+    tma_tiles = ((128, 128, 4, 4), (128, 256, 8, 3), (128, 128, 8, 4), (256, 128, 8, 3))
+    tma_tiles += ((256, 128, 8, 2), (64, 256, 4, 4), (128, 256, 8, 2))
+    tma = tuple(Config(n, k, s, w, p, True) for n, k, w, p in tma_tiles for s in (1, 2, 4))
+    return pointer + tma
 
 
 CONFIGS: tuple[Config, ...] = _configs()
@@ -98,18 +115,40 @@ def _group_nibbles(words, BLOCK_N: tl.constexpr, G: tl.constexpr):
 
 @triton.jit
 def _expand_tile(pairs, nibbles, DTYPE: tl.constexpr):
-    """Dense BLOCK_N x 4G tile from G groups' value pairs (int32) and index nibbles."""
-    v0 = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
-    v1 = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    i0 = nibbles & 3
-    i1 = (nibbles >> 2) & 3
-    zero = tl.zeros_like(v0)
-    w0 = tl.where(i0 == 0, v0, zero)
-    w1 = tl.where(i0 == 1, v0, tl.where(i1 == 1, v1, zero))
-    w2 = tl.where(i0 == 2, v0, tl.where(i1 == 2, v1, zero))
-    w3 = tl.where(i1 == 3, v1, zero)
+    """Dense BLOCK_N x 4G tile from G groups' value pairs (int32) and index nibbles.
+
+    A group's four dense 16-bit lanes, read as one 64-bit word, are v0 << 16*i0 | v1 << 16*i1:
+    two 64-bit shifts and an or (about half the instructions of per-lane compares and selects,
+    which were most of the old kernel's loop); then the lanes are cut back out and interleaved.
+    """
+    v0 = (pairs & 0xFFFF).to(tl.int64)
+    v1 = ((pairs >> 16) & 0xFFFF).to(tl.int64)
+    dense = (v0 << ((nibbles & 3) * 16).to(tl.int64)) | (v1 << ((nibbles >> 2) * 16).to(tl.int64))
+    lo = dense.to(tl.int32)
+    hi = (dense >> 32).to(tl.int32)
+    w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
+    w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
+    w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
     # interleave(interleave(w0, w2), interleave(w1, w3)) puts w_p at column 4g + p.
     return tl.interleave(tl.interleave(w0, w2), tl.interleave(w1, w3))
+
+
+@triton.jit
+def _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K):
+    """Write program (n, s)'s BLOCK_N x BLOCK_B accumulator: Y^T with the bias, or fp32 partials."""
+    BLOCK_N: tl.constexpr = acc.shape[0]
+    BLOCK_B: tl.constexpr = acc.shape[1]
+    cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    bs = tl.arange(0, BLOCK_B)
+    out_ptrs = out_ptr + tl.program_id(1) * stride_os + bs[None, :] * stride_ob + cols[:, None]
+    mask = bs[None, :] < batch
+    if SPLIT_K == 1:
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + cols).to(tl.float32)[:, None]
+        tl.store(out_ptrs, acc.to(DTYPE), mask=mask)
+    else:
+        tl.store(out_ptrs, acc, mask=mask)
 
 
 @triton.jit
@@ -155,14 +194,43 @@ def _sparse24_mm_kernel(
         pair_ptrs += G
         meta_ptrs += G // 8
         x_ptrs += BLOCK_K
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    out_ptrs = out_ptr + pid_s * stride_os + bs[None, :] * stride_ob + cols[:, None]
-    if SPLIT_K == 1:
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + cols).to(tl.float32)[:, None]
-        tl.store(out_ptrs, acc.to(DTYPE), mask=x_mask)
-    else:
-        tl.store(out_ptrs, acc, mask=x_mask)
+    _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K)
+
+
+@triton.jit
+def _sparse24_tma_kernel(
+    x_desc,
+    pairs_desc,
+    meta_desc,
+    bias_ptr,
+    out_ptr,
+    batch,
+    n_in,
+    stride_ob,
+    stride_os,
+    DTYPE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+):
+    """The same product with every tile fetched by the copy engine (TMA) through tensor
+    descriptors: no per-element address arithmetic in the loop (the pointer kernel spends about
+    a third of its instructions there), X pipelined like the weight tiles, and rows of X past B
+    filled with zeros by the copy engine instead of a mask."""
+    G: tl.constexpr = BLOCK_K // 4
+    k_len = n_in // SPLIT_K
+    k0 = tl.program_id(1) * k_len
+    row0 = tl.program_id(0) * BLOCK_N
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
+    for k in range(k0, k0 + k_len, BLOCK_K):
+        pairs = pairs_desc.load([row0, k // 4])
+        words = meta_desc.load([row0, k // 32])
+        xt = x_desc.load([0, k])
+        w = _expand_tile(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE)
+        acc = tl.dot(w, tl.trans(xt), acc)
+    _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K)
 
 
 @triton.jit
@@ -211,11 +279,26 @@ class Sparse24Matmul:
             )
         self.c, self.bias, self.batch, self.config = c, bias, batch, config
         self.pairs = c.values.view(torch.int32)  # one word = one group's two values
+        if config.tma:
+            g = config.block_k // 4
+            self.pairs_desc = TensorDescriptor.from_tensor(self.pairs, [config.block_n, g])
+            self.meta_desc = TensorDescriptor.from_tensor(c.meta, [config.block_n, g // 8])
         self.partials = None
         if config.split_k > 1:
             self.partials = torch.empty(
                 config.split_k, batch, n_out, dtype=torch.float32, device=c.values.device
             )
+
+    def _x_descriptor(self, x: torch.Tensor) -> TensorDescriptor:
+        """X's descriptor: the copy engine needs a 16-byte aligned base and row stride."""
+        if x.data_ptr() % TMA_ALIGN or (x.stride(0) * x.element_size()) % TMA_ALIGN:
+            raise CellSpecError(
+                f"triton 2:4 config {self.config.name} reads X through the copy engine, which "
+                f"needs a {TMA_ALIGN}-byte aligned X and row stride; got address "
+                f"{x.data_ptr()} and row stride {x.stride(0)} elements"
+            )
+        block = [block_b(self.batch), self.config.block_k]
+        return TensorDescriptor(x, [self.batch, x.shape[1]], [x.stride(0), 1], block)
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         n_out, n_in = self.c.shape
@@ -230,18 +313,7 @@ class Sparse24Matmul:
         dtype = _TL_DTYPE[self.c.values.dtype]
         bias = self.bias if self.bias is not None else out  # never read without HAS_BIAS
         grid = (n_out // cfg.block_n, cfg.split_k)
-        _sparse24_mm_kernel[grid](
-            x,
-            self.pairs,
-            self.c.meta,
-            bias,
-            target,
-            self.batch,
-            n_out,
-            n_in,
-            x.stride(0),
-            target.stride(-2),
-            target.stride(0) if split else 0,
+        tail = dict(
             DTYPE=dtype,
             HAS_BIAS=self.bias is not None and not split,
             SPLIT_K=cfg.split_k,
@@ -251,6 +323,35 @@ class Sparse24Matmul:
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
         )
+        stride_os = target.stride(0) if split else 0
+        if cfg.tma:
+            _sparse24_tma_kernel[grid](
+                self._x_descriptor(x),
+                self.pairs_desc,
+                self.meta_desc,
+                bias,
+                target,
+                self.batch,
+                n_in,
+                target.stride(-2),
+                stride_os,
+                **tail,
+            )
+        else:
+            _sparse24_mm_kernel[grid](
+                x,
+                self.pairs,
+                self.c.meta,
+                bias,
+                target,
+                self.batch,
+                n_out,
+                n_in,
+                x.stride(0),
+                target.stride(-2),
+                stride_os,
+                **tail,
+            )
         if split:
             numel = self.batch * n_out
             block = 1024

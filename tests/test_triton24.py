@@ -50,13 +50,15 @@ def test_interpreted_kernel_matches_float64(mask, dtype, bias, batch):
 
 
 def test_every_planted_unpacking_bug_fails_the_check():
-    figs = {f["plant"]: f for f in _interpreted("--planted")}
-    assert set(figs) == {"swap_indices", "shift_groups", "interleave_order"}
-    for plant, fig in figs.items():
-        assert fig["nonfinite"] == 0, plant
-        assert fig["rel_fro"] > 50 * fig["rel_fro_bound"], plant
+    figs = {(f["plant"], f["config"]): f for f in _interpreted("--planted")}
+    assert {p for p, _ in figs} == {"swap_indices", "shift_groups", "interleave_order"}
+    assert {c.startswith("tma_") for _, c in figs} == {False, True}  # both kernels
+    assert len(figs) == 6
+    for (plant, config), fig in figs.items():
+        assert fig["nonfinite"] == 0, (plant, config)
+        assert fig["rel_fro"] > 50 * fig["rel_fro_bound"], (plant, config)
         with pytest.raises(AssertionError):
-            checks.assert_correct(_figures(fig), f"planted {plant}")
+            checks.assert_correct(_figures(fig), f"planted {plant} {config}")
 
 
 @pytest.mark.parametrize(

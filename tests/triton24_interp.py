@@ -39,9 +39,15 @@ from measure import checks  # noqa: E402
 
 N_OUT, N_IN = 64, 256
 BATCHES = (1, 8, 16, 40)
-# One split-K config and one plain one, both fitting the small shape: the interpreter runs
+# A plain and a split-K config of each kernel (pointer loads, copy-engine descriptors), all
+# fitting the small shape: the interpreter runs
 # every program, so shapes stay small (seconds for all cases).
-CONFIGS = (triton24.Config(64, 128, 1, 4, 3), triton24.Config(64, 128, 2, 4, 3))
+CONFIGS = (
+    triton24.Config(64, 128, 1, 4, 3),
+    triton24.Config(64, 128, 2, 4, 3),
+    triton24.Config(64, 128, 1, 4, 3, tma=True),
+    triton24.Config(64, 128, 2, 4, 3, tma=True),
+)
 
 
 def _widen_bf16(h):
@@ -134,13 +140,15 @@ def main() -> None:
             original = getattr(triton24, name)
             setattr(triton24, name, fn)  # the interpreter looks helpers up at run time
             try:
-                fig = run_case("random_2of4", "bf16", False, 16, CONFIGS[0], seed=2000 + i)
+                for config in (CONFIGS[0], CONFIGS[2]):  # the pointer and the copy-engine kernel
+                    fig = run_case("random_2of4", "bf16", False, 16, config, seed=2000 + i)
+                    print(json.dumps({"plant": plant, **fig}), flush=True)
             finally:
                 setattr(triton24, name, original)
-            print(json.dumps({"plant": plant, **fig}), flush=True)
         return
+    # The config index advances once more per round of batches, so every config sees every B.
     cases = [
-        (mask, dtype, bias, batch, CONFIGS[i % len(CONFIGS)])
+        (mask, dtype, bias, batch, CONFIGS[(i + i // len(BATCHES)) % len(CONFIGS)])
         for i, (mask, dtype, bias, batch) in enumerate(
             (m, d, b, n)
             for m in MASKS
