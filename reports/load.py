@@ -163,7 +163,7 @@ def load(inputs: list[Path]) -> Inputs:
         else:
             df = load_benchmark_json(p)
             timed.append(df.assign(cycle=cycle) if cycle else df)
-    empty = pd.DataFrame(columns=[*AXES, "name", "source", "emulated", "backend", "phase"])
+    empty = pd.DataFrame(columns=[*AXES, "name", "source", "emulated"])
     benchmarks = pd.concat(timed, ignore_index=True) if timed else empty
     cells = pd.DataFrame(records) if records else empty.assign(status=[])
     _refuse_duplicates(benchmarks, "benchmark")
