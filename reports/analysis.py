@@ -21,37 +21,56 @@ KEY = ["N", "N_out", "B", "dtype", "workload", "bias", "emulated"]
 ELEM = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
+def bootstrap(stat, *samples, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """stat(median of each sample set) and its 95% percentile-bootstrap interval: every set is
+    resampled on its own (its cell's samples), the statistic taken over the resampled medians."""
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(s, float) for s in samples]
+    resampled = [np.median(rng.choice(a, (draws, a.size)), axis=1) for a in arrays]
+    lo, hi = np.percentile(stat(*resampled), [2.5, 97.5])
+    return float(stat(*(np.median(a) for a in arrays))), float(lo), float(hi)
+
+
 def bootstrap_ratio(a, b, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """median(a)/median(b) and its 95% percentile-bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ra = np.median(rng.choice(a, (draws, a.size)), axis=1)
-    rb = np.median(rng.choice(b, (draws, b.size)), axis=1)
-    lo, hi = np.percentile(ra / rb, [2.5, 97.5])
-    return float(np.median(a) / np.median(b)), float(lo), float(hi)
+    return bootstrap(np.divide, a, b, draws=draws, seed=seed)
 
 
-def ratios(t: pd.DataFrame, num: str, den: str, num_mask=None) -> pd.DataFrame:
-    """Per shape: num/den with its interval (num optionally restricted to one mask)."""
+def cell_label(key: dict) -> str:
+    """The shape a ratio was taken on, as the report prints it."""
+    return f"N={key['N']} B={key['B']} {key['dtype']}" + (
+        f" N_out={key['N_out']}" if key["N_out"] != key["N"] else ""
+    )
+
+
+def ratios(t: pd.DataFrame, num: str, den: str, num_mask=None, num_backend=None) -> pd.DataFrame:
+    """Per shape: num/den with its interval (num optionally restricted to one mask, or to one
+    kernel backend)."""
     rows = []
     for key, g in t.groupby(KEY):
         n = g[g.method == num]
         if num_mask is not None:
             n = n[n["mask"] == num_mask]
+        if num_backend is not None:
+            n = n[n.backend == num_backend]
         d = g[g.method == den]
+        key = dict(zip(KEY, key, strict=True))
         for _, nr in n.iterrows():
             for _, dr in d.iterrows():
                 r, lo, hi = bootstrap_ratio(nr.samples, dr.samples)
+                mask = f"({nr['mask']})" if isinstance(nr["mask"], str) else ""
                 rows.append(
                     {
-                        **dict(zip(KEY, key, strict=True)),
+                        **key,
                         "numerator": num,
                         "mask": nr["mask"],
+                        "backend": nr.get("backend"),
                         "denominator": den,
                         "ratio": r,
                         "lo": lo,
                         "hi": hi,
                         "shared_device": bool(nr.shared_device or dr.shared_device),
+                        "label": f"{cell_label(key)} {num}{mask}/{den}",
                     }
                 )
     return pd.DataFrame(rows)
@@ -72,43 +91,6 @@ def _verdict(r: pd.DataFrame, claim_below_one: bool) -> str:
         won, lost = int(wins.sum()), int(losses.sum())
         return f"mixed: supported in {won} of {len(r)} cells, refuted in {lost}"
     return "inconclusive"
-
-
-def verdicts(t: pd.DataFrame) -> list[dict]:
-    """H1, H2, H3 on the non-emulated rows; each with the cells it rests on."""
-    gpu = t[~t.emulated.astype(bool)] if not t.empty else t
-    out = []
-    h1 = ratios(gpu, "block_shock", "dense_tp_row") if not gpu.empty else pd.DataFrame()
-    basis = "block_shock vs dense_tp_row (two ranks)"
-    if h1.empty and not gpu.empty:
-        h1 = ratios(gpu, "block_shock_half", "dense_half")
-        basis = "one-GPU proxy: block_shock_half vs dense_half (one rank's kernel, no collective)"
-    out.append(
-        {
-            "hypothesis": "H1 kernel ceiling: forward-only Block-Shock beats 2-GPU dense TP",
-            "verdict": _verdict(h1, True),
-            "basis": basis,
-            "table": h1,
-        }
-    )
-    out.append(
-        {
-            "hypothesis": "H2 training reality: re-compression shrinks the advantage",
-            "verdict": "not yet measured",
-            "basis": "phase3 (train step) is not built yet",
-            "table": pd.DataFrame(),
-        }
-    )
-    h3 = ratios(gpu, "masked_split_dense", "block_shock") if not gpu.empty else pd.DataFrame()
-    out.append(
-        {
-            "hypothesis": "H3 ablation: masked-split dense is slower than Block-Shock",
-            "verdict": _verdict(h3, False),
-            "basis": "masked_split_dense vs block_shock",
-            "table": h3,
-        }
-    )
-    return out
 
 
 def machine_ceilings(t: pd.DataFrame) -> dict:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from reports import analysis, outdir
+from reports import analysis, outdir, study, train_section
 from reports.load import load
 from reports.outcomes import sort_out
 from reports.render import md_table, page, warning
 from reports.section import section
+from reports.verdicts import verdicts
 
 console = Console(stderr=True)
 
@@ -30,18 +31,13 @@ def _emulated(df: pd.DataFrame, emulated: bool) -> pd.DataFrame:
 
 def _verdicts(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
     md = ["## Verdicts (GPU results only)", ""]
-    for v in analysis.verdicts(gpu_t):
-        md += [f"- **{v['hypothesis']}**: {v['verdict']}, on {v['basis']}"]
-        if not v["table"].empty:
-            name = v["hypothesis"].split()[0].lower()
-            v["table"].to_csv(tables / f"verdict_{name}.csv", index=False)
-            for _, r in v["table"].iterrows():
-                md.append(
-                    f"  - N={r.N} B={r.B} {r.numerator}"
-                    f"{'(' + r['mask'] + ')' if isinstance(r['mask'], str) else ''}"
-                    f"/{r.denominator} = {r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
-                    + (" (ranks shared one GPU)" if r.shared_device else "")
-                )
+    for v in verdicts(gpu_t):
+        md += [f"- **{v.hypothesis}**: {v.verdict}, on {v.basis}"]
+        if not v.table.empty:
+            v.table.to_csv(tables / f"verdict_{v.slug}.csv", index=False)
+            for _, r in v.table.iterrows():
+                shared = " (ranks shared one GPU)" if r.get("shared_device") else ""
+                md.append(f"  - {r.label} = {r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]{shared}")
     return md + [""]
 
 
@@ -73,7 +69,10 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
     console.print(f"[bold]reading[/] {len(inputs)} input(s)")
     data = load(inputs)
     o = sort_out(data)
-    gpu_t, emulated_t = _emulated(o.timed, False), _emulated(o.timed, True)
+    gpu_all, emu_all = _emulated(o.timed, False), _emulated(o.timed, True)
+    phase1 = o.timed.phase == "phase1" if not o.timed.empty else []
+    gpu_t, emulated_t = _emulated(o.timed[phase1], False), _emulated(o.timed[phase1], True)
+    records = data.records[data.records.emulated.notna()] if not data.records.empty else None
     gpu_c, emu_c = _emulated(o.checked, False), _emulated(o.checked, True)
     tmp = outdir.staging(out_dir)
     try:
@@ -81,6 +80,7 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
         tables.mkdir()
         md = ["# Block-Shock bench report", ""]
         md += [line for r in data.runs if r.problem for line in (warning(r.problem), "")]
+        md += study.section(data.studies)
         md += ["Inputs: " + ", ".join(str(p) for p in inputs), "", "## Cells", ""]
         md += [*o.counts, ""]
         if not o.left_out.empty:
@@ -92,19 +92,23 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
                 "",
             ]
         console.print("[bold]verdicts[/] (bootstrap 95% intervals)")
-        md += _verdicts(gpu_t, tables) + _model(gpu_t, tables)
-        study = analysis.study_table(gpu_t)
-        study.to_csv(tables / "original_study.csv", index=False)
+        md += _verdicts(gpu_all, tables) + _model(gpu_t, tables)
+        original = analysis.study_table(gpu_t)
+        original.to_csv(tables / "original_study.csv", index=False)
         md += ["## The original study beside ours (ratios; each row names its GPU)", ""]
-        md += [md_table(study), ""]
+        md += [md_table(original), ""]
         console.print("[bold]plots[/]")
         figs = []
-        if not gpu_t.empty or not gpu_c.empty:
-            sec, f = section(gpu_t, gpu_c, tmp, "gpu_", "GPU results", "device")
-            md, figs = md + sec, figs + f
-        if not emulated_t.empty or not emu_c.empty:
-            sec, f = section(emulated_t, emu_c, tmp, "emulated_", EMULATED_TITLE, "host")
-            md, figs = md + sec, figs + f
+        for emulated, t, every, checked, prefix, title, clock in (
+            (False, gpu_t, gpu_all, gpu_c, "gpu_", "GPU results", "device"),
+            (True, emulated_t, emu_all, emu_c, "emulated_", EMULATED_TITLE, "host"),
+        ):
+            if t.empty and checked.empty and every.empty:
+                continue
+            sec, f = section(t, checked, tmp, prefix, title, clock)
+            recs = _emulated(records, emulated) if records is not None else pd.DataFrame()
+            train, g = train_section.section(every, recs, tmp, prefix, clock)
+            md, figs = md + sec + train, figs + f + g
         (tmp / "report.md").write_text("\n".join(md))
         (tmp / "report.html").write_text(page("\n".join(md), tmp))
         console.print(f"[bold]writing[/] {out_dir} ({len(figs)} plots)")

@@ -9,6 +9,7 @@ ReportInputError naming the file and the field or cell.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from common.errors import ReportInputError
 from measure.matrix import AXES, CellSpec
 from reports.fields import field, number, numbers, read_json
 from reports.records import RunState, load_run
+from reports.study import Study, is_study, pool_cycles, read_study
 
 # extra_info figures the report computes with: numbers where present (None allowed)
 NUMERIC_INFO = (
@@ -27,6 +29,12 @@ NUMERIC_INFO = (
     "mean_abs_error",
     "rel_fro_error",
     "pct_of_floor",
+    "floor_s",  # None where the phase has no floor model (phase3)
+    "backward_median_s",
+    "forward_backward_median_s",
+    "grad_weight_median_s",
+    "optimizer_median_s",
+    "compress_median_s",
 )
 
 
@@ -34,9 +42,10 @@ NUMERIC_INFO = (
 class Inputs:
     """Everything the report is built from."""
 
-    benchmarks: pd.DataFrame  # one row per benchmark entry (phase1 timings)
+    benchmarks: pd.DataFrame  # one row per timed cell, every phase (cycles of a study pooled)
     records: pd.DataFrame  # one row per cell record, every phase and status
     runs: list[RunState]
+    studies: list[Study] = dc_field(default_factory=list)
 
 
 def _cell_from_name(name: str, path: Path) -> CellSpec:
@@ -71,13 +80,17 @@ def _benchmark_row(b: dict, i: int, path: Path) -> dict:
         cell = _cell_from_name(name, path)
     if "floor_s" not in info:
         raise ReportInputError(f"{path}: {name} has no harness extra_info (no floor_s)")
-    info["floor_s"] = number(info["floor_s"], path, where + "extra_info.floor_s")
     for k in NUMERIC_INFO:
         if k in info:
             info[k] = number(info[k], path, where + "extra_info." + k, optional=True)
     stats = field(b, "stats", path, where)
+    # extra_info's `samples` is a count; it must not shadow the samples the intervals resample
+    info["sample_count"] = info.pop("samples", None)
+    row = cell.as_dict()
+    # the 2:4 kernel path is part of a row's identity: the cell's axis, else what the run used
+    row["backend"] = cell.backend or info.get("kernel_backend")
     return {
-        **cell.as_dict(),
+        **row,
         "name": name,
         "source": str(path),
         "median_s": number(
@@ -101,36 +114,58 @@ def load_benchmark_json(path: Path) -> pd.DataFrame:
 
 
 def _refuse_duplicates(df: pd.DataFrame, what: str) -> None:
-    """One cell twice (in two inputs, or twice in one) would count twice: name both places."""
+    """One cell twice (in two inputs, or twice in one; in one cycle of a study) would count
+    twice: name both places."""
     if df.empty:
         return
-    dup = df[df.duplicated("name", keep=False)].sort_values("name")
+    key = ["name", "cycle"] if "cycle" in df else ["name"]
+    dup = df[df.duplicated(key, keep=False)].sort_values("name")
     if not dup.empty:
         name = dup["name"].iloc[0]
         places = ", ".join(dup[dup["name"] == name].source)
         raise ReportInputError(f"{name}: {what} found twice, in {places}; give each cell once")
 
 
-def load(inputs: list[Path]) -> Inputs:
-    """Benchmark entries, cell records and run states of JSON files and run folders."""
+def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Study]]:
+    """Each input as (file or run folder, its study cycle or None); a study folder becomes its
+    slices' benchmark files and run folders."""
     seen: dict[Path, Path] = {}
     for p in map(Path, inputs):
         if p.resolve() in seen:
             raise ReportInputError(f"{p}: given twice (as {seen[p.resolve()]} and {p})")
         seen[p.resolve()] = p
-    timed, records, runs = [], [], []
+    out, studies = [], []
     for p in map(Path, inputs):
+        if is_study(p):
+            s = read_study(p)
+            studies.append(s)
+            out += [*s.bench.items(), *s.runs.items()]
+        else:
+            out.append((p, None))
+    return out, studies
+
+
+def load(inputs: list[Path]) -> Inputs:
+    """Benchmark entries, cell records and run states of JSON files, run folders and study
+    folders."""
+    expanded, studies = _expand(inputs)
+    timed, records, runs = [], [], []
+    for p, cycle in expanded:
         if p.is_dir():
             if not (p / "cells").is_dir():
-                raise ReportInputError(f"{p}: a folder, but not a run folder (no cells/)")
+                raise ReportInputError(
+                    f"{p}: a folder, but neither a run folder (no cells/) "
+                    "nor a study folder (no manifest.json)"
+                )
             state, recs = load_run(p)
             runs.append(state)
-            records += [r.row() for r in recs]
+            records += [{**r.row(), **({"cycle": cycle} if cycle else {})} for r in recs]
         else:
-            timed.append(load_benchmark_json(p))
+            df = load_benchmark_json(p)
+            timed.append(df.assign(cycle=cycle) if cycle else df)
     empty = pd.DataFrame(columns=[*AXES, "name", "source", "emulated"])
     benchmarks = pd.concat(timed, ignore_index=True) if timed else empty
     cells = pd.DataFrame(records) if records else empty.assign(status=[])
     _refuse_duplicates(benchmarks, "benchmark")
     _refuse_duplicates(cells, "cell record")
-    return Inputs(benchmarks, cells, runs)
+    return Inputs(pool_cycles(benchmarks), cells, runs, studies)

@@ -2,8 +2,8 @@
 listed, so a report never reads as if a failed cell had not been run.
 
 A benchmark entry is left out when its extra_info says `correct: false` or when its cell's
-record says it did not pass (a run from before correctness gated publication could time a
-cell that then failed its check).
+record (any cycle's, in a study) says it did not pass (a run from before correctness gated
+publication could time a cell that then failed its check).
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ def _first_line(text) -> str:
 
 def sort_out(inputs: Inputs) -> Outcomes:
     recs, bench = inputs.records, inputs.benchmarks
-    status = dict(zip(recs["name"], recs.status, strict=True))
+    # a cell whose record did not pass, in any cycle of a study, is not trusted in any
+    failed = set(recs["name"][recs.status != "passed"])
     said_wrong = (
         bench.correct.eq(False) if "correct" in bench else pd.Series(False, index=bench.index)
     )
-    not_passed = bench["name"].map(lambda n: status.get(n, "passed") != "passed")
+    not_passed = bench["name"].isin(failed)
     excluded = bench[said_wrong & ~not_passed]  # the rest are listed by their record
     rows = [
         [r.name, r.status, r.failure_kind, r.failed_rank, _first_line(r.failure)]

@@ -32,8 +32,14 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
+SHOWN_BACKENDS_EXCEPT = (None, "dense", "emulated")  # said by the method or the section
+
+
 def _label(r) -> str:
-    return r.method + (f" ({r['mask']})" if isinstance(r["mask"], str) else "")
+    """method (mask) [backend]: the backend is part of a series' identity."""
+    label = r.method + (f" ({r['mask']})" if isinstance(r["mask"], str) else "")
+    backend = r.get("backend")
+    return label + (f" [{backend}]" if backend not in SHOWN_BACKENDS_EXCEPT else "")
 
 
 def _series(t: pd.DataFrame):
@@ -164,7 +170,7 @@ def breakdown(t, out, prefix):
     ax.set(
         xlabel="ms per forward",
         ylabel="",
-        title=f"breakdown at N={big.N.max()}\n(compress: not measured, phase3 not built)",
+        title=f"forward breakdown at N={big.N.max()}\n(train-step parts: the train breakdown)",
     )
     fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return _save(fig, out, prefix + "breakdown.png")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.errors import ReportInputError
 from measure.matrix import AXES, CellSpec
-from reports.fields import field, number, read_json
+from reports.fields import field, number, numbers, read_json
 
 KNOWN_VERSIONS = (1, 2)
 STATUSES = ("passed", "failed", "error")
@@ -35,6 +35,8 @@ class CellRecord:
     rel_fro_bound: float
     max_abs_error: float
     source: str
+    drift_errors: tuple[float, ...] | None = None  # drift: rank 0's error after each block
+    drift_bounds: tuple[float, ...] | None = None  # and the bound it was held to
 
     def row(self) -> dict:
         return {
@@ -50,6 +52,8 @@ class CellRecord:
             "rel_fro_bound": self.rel_fro_bound,
             "max_abs_error": self.max_abs_error,
             "source": self.source,
+            "drift_errors": self.drift_errors,
+            "drift_bounds": self.drift_bounds,
         }
 
 
@@ -91,6 +95,20 @@ def _worst(values: list[float]) -> float:
     return max(values)
 
 
+def _drift(ranks: list, path: Path) -> tuple[tuple | None, tuple | None]:
+    """rank 0's drift curve (errors may be None where a step's output was NaN) and bounds."""
+    figures = ranks[0].get("phase_figures") if ranks else None
+    drift = figures.get("drift") if isinstance(figures, dict) else None
+    if drift is None:
+        return None, None
+    where = "ranks[0].phase_figures.drift."
+    errors = numbers(field(drift, "errors", path, where), path, where + "errors", optional=True)
+    bounds = numbers(field(drift, "bounds", path, where), path, where + "bounds")
+    if len(errors) != len(bounds):
+        raise ReportInputError(f"{path}: {where}errors and bounds differ in length")
+    return tuple(errors), tuple(bounds)
+
+
 def read_record(path: Path) -> CellRecord:
     doc = read_json(path)
     version = record_version(doc, path)
@@ -123,6 +141,7 @@ def read_record(path: Path) -> CellRecord:
                     for k in ("rel_fro", "rel_fro_bound", "max_abs")
                 }
             )
+    drift_errors, drift_bounds = _drift(ranks, path)
     return CellRecord(
         cell=cell,
         status=status,
@@ -134,6 +153,8 @@ def read_record(path: Path) -> CellRecord:
         rel_fro_bound=errs[0]["rel_fro_bound"] if errs else math.nan,
         max_abs_error=_worst([e["max_abs"] for e in errs]),
         source=str(path),
+        drift_errors=drift_errors,
+        drift_bounds=drift_bounds,
     )
 
 
