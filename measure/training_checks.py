@@ -181,12 +181,11 @@ def _adamw_update_bound(opt, master, g, dg, dm, dv, lr, w_before):
     c1, c2 = 1 - b1**t, 1 - b2**t
     mh, vh, dmh, dvh = m / c1, v / c2, dm / c1, dv / c2
     u_ref = mh / (vh.sqrt() + eps)
-    corners = [
-        (mh + sm * dmh) / ((vh + sv * dvh).clamp_min(0).sqrt() + eps)
-        for sm in (-1, 1)
-        for sv in (-1, 1)
-    ]
-    spread = torch.stack([(c - u_ref).abs() for c in corners]).amax(0)
+    spread = torch.zeros_like(u_ref)  # the largest move over the four corners, one at a time
+    for sm in (-1, 1):  # (a stack of four N x N float64 corners ran an H100 out of memory)
+        for sv in (-1, 1):
+            corner = (mh + sm * dmh) / ((vh + sv * dvh).clamp_min(0).sqrt() + eps)
+            spread = torch.maximum(spread, corner.sub_(u_ref).abs_())
     ratio = sum((b1 * b1 / b2) ** j for j in range(t))
     cap_t = (1 - b1) * math.sqrt(c2) / (c1 * math.sqrt(1 - b2)) * math.sqrt(ratio)
     du = lr * torch.minimum(spread, cap_t + u_ref.abs())

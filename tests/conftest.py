@@ -27,9 +27,11 @@ def solo_ctx():
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bench(*args: str, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_bench(
+    *args: str, launcher: tuple[str, ...] = (), returncode: int = 0
+) -> subprocess.CompletedProcess:
     """`python [launcher] -m pytest bench -q ARGS` in the project root, as a user runs it; fails
-    the calling test with the tail of the output unless it exits 0."""
+    the calling test with the tail of the output unless it exits with `returncode`."""
     cmd = [
         sys.executable,
         *launcher,
@@ -42,5 +44,5 @@ def run_bench(*args: str, launcher: tuple[str, ...] = ()) -> subprocess.Complete
         *args,
     ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == returncode, run.stdout[-3000:] + run.stderr[-3000:]
     return run

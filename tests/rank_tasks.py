@@ -149,7 +149,7 @@ def train_figures(ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False
     return training_figures(state, ref, losses)
 
 
-def drift_task(ctx, cell_dict, seed, steps, scale=1.0):
+def run_drift_block(ctx, cell_dict, seed, steps, scale=1.0):
     """Run the drift block `steps` times; `scale` plants a wrong layer (output times scale)."""
     from kernels.training import drift_run
     from measure.training_checks import drift_figures

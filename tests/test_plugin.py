@@ -168,14 +168,7 @@ def test_a_wrong_method_is_recorded_failed_and_never_published(tmp_path):
         ],
     )
     out = tmp_path / "out.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "bench",
-        "-q",
-        "-p",
-        "no:cacheprovider",
+    run = run_bench(
         "-p",
         "tests.planted_methods",
         "--bs-matrix",
@@ -187,9 +180,8 @@ def test_a_wrong_method_is_recorded_failed_and_never_published(tmp_path):
         "--bs-energy",
         "off",
         f"--benchmark-json={out}",
-    ]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 1, run.stdout[-3000:]
+        returncode=1,
+    )
     assert "1 failed, 1 passed" in run.stdout
     names = [b["name"] for b in json.loads(out.read_text())["benchmarks"]]
     assert names == ["phase1[dense_single-N128-B8-bf16-gaussian-ws1]"]

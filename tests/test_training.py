@@ -8,7 +8,7 @@ from common.errors import CellSpecError, CorrectnessError
 from kernels.training import TrainConfig, check_train_config
 from measure.cell import CellSpec
 from measure.training_checks import assert_drift, assert_trained
-from tests.rank_tasks import drift_task, train_figures
+from tests.rank_tasks import run_drift_block, train_figures
 
 STEPS = 3
 
@@ -99,14 +99,14 @@ def test_bad_training_axes_are_refused_before_anything_runs(method, mask, cfg, b
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
 def test_two_rank_drift_stays_under_its_bound(gloo_pair, dtype):
     cell = _cell("block_shock", "transposable_random", 2, n=128, dtype=dtype, phase="drift")
-    for rank, fig in enumerate(gloo_pair.run(drift_task, cell.as_dict(), 35, 32)):
+    for rank, fig in enumerate(gloo_pair.run(run_drift_block, cell.as_dict(), 35, 32)):
         assert_drift(fig, cell.name, rank)
         assert len(fig["errors"]) == 32 and fig["errors"][-1] > 0
 
 
 def test_drift_fails_on_a_planted_one_percent_layer_error(solo_ctx):
     cell = _cell("dense_single", None, 1, n=128, dtype="fp32", phase="drift")
-    fig = drift_task(solo_ctx, cell.as_dict(), 36, 32, 1.01)
+    fig = run_drift_block(solo_ctx, cell.as_dict(), 36, 32, 1.01)
     with pytest.raises(CorrectnessError, match="drift step 1: relative error"):
         assert_drift(fig, cell.name)
 
@@ -114,4 +114,4 @@ def test_drift_fails_on_a_planted_one_percent_layer_error(solo_ctx):
 def test_drift_needs_a_positive_number_of_steps(solo_ctx):
     cell = _cell("dense_single", None, 1, n=128, dtype="fp32", phase="drift")
     with pytest.raises(CellSpecError, match="T must be a positive"):
-        drift_task(solo_ctx, cell.as_dict(), 37, 0)
+        run_drift_block(solo_ctx, cell.as_dict(), 37, 0)
