@@ -56,9 +56,9 @@ def test_the_real_2of4_half_matches_float64(gpu_ctx, backend, dtype):
 def test_gloo_ranks_sharing_one_gpu_compute_block_shock(tmp_path):
     from kernels.registry import spec
     from measure.phases import run_check
-    from measure.ranks import RankPool
+    from measure.ranks import RankPool, Timeouts
 
-    pool = RankPool(2, "cuda", timeout_s=300)
+    pool = RankPool(2, "cuda", Timeouts(task_s=300))
     try:
         assert pool.backend == "gloo" and pool.shared_device
         cell = _cell("block_shock", "random_2of4", 2)

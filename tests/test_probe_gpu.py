@@ -6,7 +6,7 @@ import torch
 
 from measure.cell import CellSpec
 from measure.probe import ExactFigures, assert_exact
-from measure.ranks import RankContext, RankPool
+from measure.ranks import RankContext, RankPool, Timeouts
 from tests.probe_tasks import FAULTS, probe_cells, probe_faults
 
 pytestmark = [
@@ -43,7 +43,7 @@ def test_real_kernels_are_exact_and_see_each_planted_fault(cuda_ctx, backend, dt
 
 
 def test_two_gloo_ranks_on_one_gpu_are_exact_and_see_a_planted_fault():
-    pool = RankPool(2, "cuda", timeout_s=300)
+    pool = RankPool(2, "cuda", Timeouts(task_s=300))
     try:
         cells = [
             _cell(m, mask, d, ws=2)
