@@ -186,6 +186,8 @@ def test_a_wrong_method_is_recorded_failed_and_never_published(tmp_path):
     names = [b["name"] for b in json.loads(out.read_text())["benchmarks"]]
     assert names == ["phase1[dense_single-N128-B8-bf16-gaussian-ws1]"]
     assert "FAILED cells (no figure published)" in run.stdout
+    assert "Block-Shock bench wrote records: " in run.stdout  # the run says where they went
+    assert "they are not for gating" in run.stdout  # emulated CPU timings say what they are
     assert "phase1[planted_wrong_dense-N128-B8-bf16-gaussian-ws1]" in run.stdout
     (run_dir,) = (tmp_path / "results").iterdir()
     doc = json.loads(
