@@ -57,17 +57,6 @@ class RankResult:
         return asdict(self)
 
 
-STATUSES = ("passed", "failed", "error")
-FAILURE_KINDS = (
-    "wrong_result",
-    "rank_error",
-    "rank_crash",
-    "rank_hang",
-    "out_of_memory",
-    "time_cap",
-)
-
-
 @dataclass
 class CellResult:
     """One cell's outcome: passed (checked and measured), failed (its check failed: nothing

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ReportInputError
+from common.outcomes import STATUSES
 from measure.matrix import AXES, CellSpec
 from reports.fields import field, number, numbers, read_json
 
 KNOWN_VERSIONS = (1, 2)
-STATUSES = ("passed", "failed", "error")
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FAILURE_KINDS = (
-    "wrong_result",
-    "rank_error",
-    "rank_crash",
-    "rank_hang",
-    "out_of_memory",
-    "time_cap",
-)
+from common.outcomes import FAILURE_KINDS
+
 RETRIES = {"rank_hang": 1, "rank_crash": 1}
 
 # (substring of pytest's failure text, class), first match wins.
