@@ -48,13 +48,59 @@ def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
     """Compress a 2-D weight with at most two nonzeros in every group of 4 input columns.
 
     Raises CellSpecError for a shape the format cannot hold and MaskError naming the first
-    group that keeps more than two.
+    group that keeps more than two. On a GPU with Triton, shapes its kernel takes are
+    compressed in one pass (kernels/triton_compress24.py), else by the torch reference below;
+    both write the same bytes.
     """
     if w_masked.dim() != 2 or w_masked.shape[1] % COLUMNS_PER_WORD:
         raise CellSpecError(
             f"{where}: the 2:4 format needs a 2-D weight with N_in a multiple of "
             f"{COLUMNS_PER_WORD} (8 groups per int32 meta word), got {tuple(w_masked.shape)}"
         )
+    fast = _triton_compressor(w_masked)
+    if fast is None:
+        return compress_reference(w_masked, where)
+    n_out, n_in = w_masked.shape
+    out = empty_like_compressed(n_out, n_in, w_masked.dtype, w_masked.device)
+    compress_into(w_masked, out, where)
+    return out
+
+
+def empty_like_compressed(n_out: int, n_in: int, dtype, device) -> Compressed24:
+    values = torch.empty(n_out, n_in // 2, dtype=dtype, device=device)
+    meta = torch.empty(n_out, n_in // COLUMNS_PER_WORD, dtype=torch.int32, device=device)
+    return Compressed24(values, meta)
+
+
+def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compress24") -> None:
+    """Compress new values into `out`'s buffers (a kernel reading them keeps its descriptors);
+    the Triton pass where it applies, else the reference copied in. MaskError as `compress`."""
+    fast = _triton_compressor(w_masked)
+    if fast is None:
+        fresh = compress_reference(w_masked, where)
+        out.values.copy_(fresh.values)
+        out.meta.copy_(fresh.meta)
+        return
+    bad = torch.zeros(1, dtype=torch.int32, device=w_masked.device)
+    fast.compress_into(w_masked, out, bad)
+    if bad.item():  # the reference names the first group that keeps more than two
+        compress_reference(w_masked, where)
+        raise AssertionError("the Triton compress counted a bad group the reference did not")
+
+
+def _triton_compressor(w: torch.Tensor):
+    """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes), else None."""
+    if not w.is_cuda:
+        return None
+    try:
+        from kernels import triton_compress24
+    except ImportError:  # no Triton on this machine: the torch path
+        return None
+    return triton_compress24 if triton_compress24.fits(w) else None
+
+
+def compress_reference(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
+    """The torch definition of the format (any device, any shape the format holds)."""
     n_out, n_in = w_masked.shape
     groups = w_masked.reshape(n_out, n_in // 4, 4)
     nonzero = groups != 0

@@ -137,6 +137,12 @@ class Method:
         """What this rank holds of a full N_out x N_in weight (a new tensor)."""
         return w.clone()
 
+    def shard_rows(self, w_rows: torch.Tensor, rows: slice) -> tuple[torch.Tensor, slice] | None:
+        """What this rank holds of rows `rows` of a full weight (`w_rows` is those rows), and
+        which rows of `shard(W)` that is; None when it holds none of them. The training check
+        compares a weight too large for several float64 copies chunk by chunk."""
+        return self.shard(w_rows), rows
+
     def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         """grad_Y^T X restricted to what this rank holds, from the local X and local grad_Y."""
         return torch.mm(grad_y.t(), x)
@@ -244,12 +250,31 @@ class DenseTPCol(Method):
     def shard(self, w):
         return w[self.rows].contiguous()
 
+    def shard_rows(self, w_rows, rows):
+        lo, hi = max(rows.start, self.rows.start), min(rows.stop, self.rows.stop)
+        if lo >= hi:
+            return None
+        held = w_rows[lo - rows.start : hi - rows.start]
+        return held.clone(), slice(lo - self.rows.start, hi - self.rows.start)
+
     def local_grad_output(self, grad_y):
         """Column parallel: this rank's output features of grad_Y; partial grad_X all-reduced."""
         return grad_y[:, self.rows].contiguous()
 
 
-class MaskedSplitDense(Method):
+class MaskHeld:
+    """A rank that holds W * M_g in the full layout (masked_split_dense, block_shock)."""
+
+    mask: torch.Tensor
+
+    def shard(self, w):
+        return (w * self.mask).contiguous()
+
+    def shard_rows(self, w_rows, rows):
+        return w_rows * self.mask[rows], rows
+
+
+class MaskedSplitDense(MaskHeld, Method):
     """Each rank multiplies W*M_g as a dense GEMM (zeros not skipped): the H3 ablation."""
 
     def build(self, a):
@@ -261,15 +286,12 @@ class MaskedSplitDense(Method):
     def compute(self, x):
         return self._mm(x, self.w, self.b)
 
-    def shard(self, w):
-        return (w * self.mask).contiguous()
-
     def grad_weight(self, x, grad_y):
         """(grad_Y^T X) * M_g: the dense GEMM, then the mask keeps this rank's entries."""
         return torch.mm(grad_y.t(), x).mul_(self.mask)
 
 
-class BlockShock(Method):
+class BlockShock(MaskHeld, Method):
     """Each rank multiplies its compressed 2:4 half W*M_g on the sparse path; all-reduce sums."""
 
     half_t: SemiStructuredHalf | None = None  # compressed W_g^T, for the 2:4 backward
@@ -290,9 +312,6 @@ class BlockShock(Method):
 
     def compute(self, x):
         return self.half.mm_into(x, self.out)
-
-    def shard(self, w):
-        return (w * self.mask).contiguous()
 
     def prepare_backward(self, a):
         """A transposable mask: compress W_g^T (the 2:4 backward). Any other: keep W_g dense
@@ -327,7 +346,7 @@ class BlockShock(Method):
             self.mask = mask
         self.half.recompress(w_local)
         if self.half_t is not None:
-            self.half_t.recompress(w_local.t().contiguous())
+            self.half_t.recompress(w_local.t())
         elif self.w_backward is not None:
             self.w_backward.copy_(w_local)
 

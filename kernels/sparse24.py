@@ -161,18 +161,24 @@ class SemiStructuredHalf:
         return alg, "search"
 
     def recompress(self, w_masked: torch.Tensor) -> None:
-        """Compress new values of the same shape and dtype (a train step's re-compression);
+        """Compress new values of the same shape and dtype, any strides (a train step's
+        re-compression; the triton backend reads a transposed view without a copy);
         the alg id found for the shape is kept, so no search runs inside a timed step. cslt
-        copies into the same packed buffer, so a CUDA graph captured on it stays valid (the
+        and triton copy into the same buffers, so a CUDA graph captured on them stays valid (the
         copy, 9/16 of W_g's bytes, is part of the compress time); flinear makes a new tensor."""
         if self.backend == "emulated":
             self.weight.copy_(w_masked)
         elif self.backend == "flinear":
             from torch.sparse import to_sparse_semi_structured
 
-            self.weight = to_sparse_semi_structured(w_masked)
+            self.weight = to_sparse_semi_structured(w_masked.contiguous())
+        elif self.backend == "triton":
+            from kernels.compressed24 import compress_into
+
+            # into the kernel's own buffers (its descriptors stay valid), from any strides
+            compress_into(w_masked, self.compressed, "SemiStructuredHalf.recompress")
         else:
-            self.packed.copy_(torch._cslt_compress(w_masked))
+            self.packed.copy_(torch._cslt_compress(w_masked.contiguous()))
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "triton":

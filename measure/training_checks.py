@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -72,25 +73,32 @@ def check_backward(layer, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size:
     return BackwardCheck(checks.error_figures(gx, ref, absref, bound), layer.backward_backend)
 
 
-def effective_mask(layer_type, args, masks=None) -> torch.Tensor:
+def effective_mask(layer_type, args, masks=None, rows: slice | None = None) -> torch.Tensor:
     """The method's effective weight of an all-ones W (float64): 1 where the method computes.
 
-    `masks` replaces the cell's pair (T1m's re-chosen masks)."""
-    ones = torch.ones(args.weight.shape, dtype=torch.float64, device=args.weight.device)
+    `masks` replaces the cell's pair (T1m's re-chosen masks); `rows` takes those rows only (every
+    method's effective weight is elementwise or by columns, so rows can be taken one chunk at a
+    time)."""
+    rows = slice(None) if rows is None else rows
+    shape = args.weight[rows].shape
+    ones = torch.ones(shape, dtype=torch.float64, device=args.weight.device)
     pair = args.masks if masks is None else masks
     if pair is not None:
-        pair = tuple(m.to(args.weight.device) for m in pair)
+        pair = tuple(m[rows].to(args.weight.device) for m in pair)
     return layer_type.effective_weight(dataclasses.replace(args, weight=ones, masks=pair))
+
+
+# One float64 chunk of rows of W: 128 MiB. A step holds about twenty such temporaries, so the
+# reference at N = 32768 needs a few GiB, not the several hundred GiB of whole-W copies.
+REFERENCE_CHUNK_ELEMENTS = 1 << 24
 
 
 @dataclass
 class TrainReference:
-    """The float64 trajectory: global master weights after k = 0..steps steps, each step's loss,
-    and the elementwise bounds E_k and loss bounds that the run must meet."""
+    """The float64 trajectory's loss at each step and each loss's bound. The final weights and
+    their bounds E_k go, chunk of rows by chunk, to the `visit` of `reference_training`."""
 
-    weights: list[torch.Tensor]
     losses: list[float]
-    weight_bounds: list[torch.Tensor]
     loss_bounds: list[float]
 
 
@@ -101,7 +109,14 @@ def learning_rate(optimizer: str, x: torch.Tensor, w: torch.Tensor) -> float:
     if optimizer == "sgd":
         lam = torch.linalg.eigvalsh(x64 @ x64.t() / x.shape[0]).max().item()
         return 0.5 / lam
-    return 0.1 * w.double().pow(2).mean().sqrt().item()
+    rows = max(1, REFERENCE_CHUNK_ELEMENTS // w.shape[1])  # no whole-W float64 copy
+    square_sum = sum(chunk.double().pow(2).sum().item() for chunk in w.split(rows))
+    return 0.1 * math.sqrt(square_sum / w.numel())
+
+
+MaskOfStep = Callable[[int, slice], torch.Tensor]
+GradMask = Callable[[slice], "torch.Tensor | None"]
+Visit = Callable[[slice, torch.Tensor, torch.Tensor], None]
 
 
 def reference_training(
@@ -110,49 +125,88 @@ def reference_training(
     target: torch.Tensor,
     cfg: TrainConfig,
     steps: int,
-    step_masks: list[torch.Tensor],
-    grad_mask: torch.Tensor | None,
+    step_mask: MaskOfStep,
+    grad_mask: GradMask,
     collective: str | None,
     world_size: int,
+    visit: Visit,
+    chunk_rows: int | None = None,
 ) -> TrainReference:
     """Train the global effective weight in float64 for `steps` steps, with the bounds.
 
-    `step_masks[i]` is the effective mask of step i's forward (fixed, or T1m's); `grad_mask`
-    masks the gradient (None: T1m's full grad_Y^T X); the master starts as W_0 * grad_mask.
+    Under the loss 0.5 ||X W^T - T||^2 / B each row of W trains on its own (row i's gradient is
+    grad_Y[:, i]^T X; SGD and AdamW are elementwise), so the reference trains `chunk_rows` rows
+    at a time and hands each chunk's final weights and bounds to `visit(rows, w, bound)`; the
+    losses and their bounds are sums over rows. `step_mask(i, rows)` is the effective mask of
+    step i's forward on those rows (fixed, or T1m's); `grad_mask(rows)` masks the gradient
+    (None: T1m's full grad_Y^T X); the master starts as W_0 * grad_mask.
     """
-    dtype = x.dtype
-    u, ua = UNIT_ROUNDOFF[dtype], checks.ACCUMULATOR_ROUNDOFF
-    n_in, b = w0.shape[1], x.shape[0]
-    phi_f = checks.bounds(dtype, n_in, collective, world_size)["elementwise_factor"]
-    phi_w = checks.bounds(dtype, b, None, 1)["elementwise_factor"]
-    x64, t64 = x.double(), target.double()
-    ax = x64.abs()
-    w = w0.double() * (grad_mask if grad_mask is not None else 1.0)
+    n_out, n_in = w0.shape
+    chunk_rows = chunk_rows or max(1, REFERENCE_CHUNK_ELEMENTS // n_in)
+    ctx = _StepContext.of(x, target, cfg, collective, world_size)
+    losses, partial_bounds = [0.0] * steps, [0.0] * steps
+    for start in range(0, n_out, chunk_rows):
+        rows = slice(start, min(n_out, start + chunk_rows))
+        w, bound = _train_rows(
+            ctx, w0[rows], rows, steps, step_mask, grad_mask(rows), losses, partial_bounds
+        )
+        visit(rows, w, bound)
+    ua = checks.ACCUMULATOR_ROUNDOFF
+    loss_bounds = [
+        pb + x.shape[0] * n_out * ua * loss for pb, loss in zip(partial_bounds, losses, strict=True)
+    ]
+    return TrainReference(losses, loss_bounds)
+
+
+@dataclass
+class _StepContext:
+    """What every chunk of rows shares: X and T in float64, the step's rule and roundoffs."""
+
+    x64: torch.Tensor
+    ax: torch.Tensor
+    t64: torch.Tensor
+    cfg: TrainConfig
+    u: float
+    phi_f: float
+    phi_w: float
+
+    @classmethod
+    def of(cls, x, target, cfg, collective, world_size):
+        dtype = x.dtype
+        n_in, b = x.shape[1], x.shape[0]
+        phi_f = checks.bounds(dtype, n_in, collective, world_size)["elementwise_factor"]
+        phi_w = checks.bounds(dtype, b, None, 1)["elementwise_factor"]
+        x64 = x.double()
+        return cls(x64, x64.abs(), target.double(), cfg, UNIT_ROUNDOFF[dtype], phi_f, phi_w)
+
+
+def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, losses, partial_bounds):
+    """`steps` float64 steps of rows `rows` of W; adds their share of each step's loss and loss
+    bound (all but the fp32 sum's term) in place; returns the final weights and bounds E_k."""
+    cfg, u, ua = ctx.cfg, ctx.u, checks.ACCUMULATOR_ROUNDOFF
+    x64, ax, b = ctx.x64, ctx.ax, ctx.x64.shape[0]
+    t64 = ctx.t64[:, rows]
+    w = w0_rows.double() * (grad_mask if grad_mask is not None else 1.0)
     frozen = w.clone() if cfg.variant == "T2" else None
     master = torch.nn.Parameter(w, requires_grad=False)
     opt = make_optimizer(cfg.optimizer, [master], cfg.lr)
     bound = torch.zeros_like(w)
     dm, dv = torch.zeros_like(w), torch.zeros_like(w)
-    out = TrainReference([w.clone()], [], [bound.clone()], [])
     for i in range(steps):
-        m = step_masks[i]
+        m = step_mask(i, rows)
         if frozen is not None:
             w_eff, dw_c = frozen * m, torch.zeros_like(w)
         else:
             w_eff = master.detach() * m
             dw_c = u * w_eff.abs() + bound * m
-        y = x64 @ w_eff.t()
-        r = y - t64
-        dy = phi_f * (ax @ w_eff.abs().t()) + ax @ dw_c.t()
-        loss = 0.5 * r.pow(2).sum().item() / b
-        out.losses.append(loss)
-        out.loss_bounds.append(
-            ((r.abs() * dy).sum() + 0.5 * dy.pow(2).sum()).item() / b + r.numel() * ua * loss
-        )
+        r = x64 @ w_eff.t() - t64
+        dy = ctx.phi_f * (ax @ w_eff.abs().t()) + ax @ dw_c.t()
+        losses[i] += 0.5 * r.pow(2).sum().item() / b
+        partial_bounds[i] += ((r.abs() * dy).sum() + 0.5 * dy.pow(2).sum()).item() / b
         gy = r / b
         dgy = (dy + u * r.abs()) / b
         g = gy.t() @ x64
-        dg = dgy.t() @ ax + phi_w * (gy.abs().t() @ ax)
+        dg = dgy.t() @ ax + ctx.phi_w * (gy.abs().t() @ ax)
         if grad_mask is not None:
             g, dg = g * grad_mask, dg * grad_mask
         w_before = master.detach().clone()
@@ -164,9 +218,7 @@ def reference_training(
             du, dm, dv = _adamw_update_bound(opt, master, g.abs(), dg, dm, dv, cfg.lr, w_before)
             bound = bound * (1 - cfg.lr * ADAMW_DEFAULTS["weight_decay"])
         bound = bound + du
-        out.weights.append(master.detach().clone())
-        out.weight_bounds.append(bound.clone())
-    return out
+    return master.detach(), bound
 
 
 def _adamw_update_bound(opt, master, g, dg, dm, dv, lr, w_before):
@@ -194,46 +246,93 @@ def _adamw_update_bound(opt, master, g, dg, dm, dv, lr, w_before):
     return du, dm, dv
 
 
-def reference_for(state, args, x: torch.Tensor, target: torch.Tensor, steps: int, world_size):
-    """The float64 reference of a TrainState's run (its method, variant, masks, optimizer)."""
+def reference_for(
+    state,
+    args,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    steps: int,
+    world_size,
+    chunk_rows: int | None = None,
+) -> tuple[TrainReference, WeightComparison]:
+    """The float64 reference of a TrainState's run (its method, variant, masks, optimizer), and
+    the run's master weights compared with it."""
     kind = type(state.layer)
     if state.full_master:
         history = state.m0_history
         if history is None or len(history) < steps:
             raise ValueError("T1m's check needs the TrainState built with record_masks=True")
-        step_masks = [effective_mask(kind, args, (m0, ~m0)) for m0 in history[:steps]]
-        grad_mask = None
+
+        def step_mask(i, rows):
+            return effective_mask(kind, args, (history[i], ~history[i]), rows)
+
+        def grad_mask(rows):
+            return None
     else:
-        grad_mask = effective_mask(kind, args)
-        step_masks = [grad_mask] * steps
-    return reference_training(
+
+        def grad_mask(rows):
+            return effective_mask(kind, args, rows=rows)
+
+        def step_mask(i, rows):
+            return grad_mask(rows)
+
+    comparison = WeightComparison(state)
+    ref = reference_training(
         x,
         args.weight,
         target,
         state.cfg,
         steps,
-        step_masks,
+        step_mask,
         grad_mask,
         state.layer.collective,
         world_size,
+        comparison.add,
+        chunk_rows,
     )
+    return ref, comparison
 
 
-def training_figures(state, ref: TrainReference, losses: list[float]) -> dict:
-    """This rank's master weights against the reference's (what the rank holds of it) and every
-    step's loss against the reference loss, each over its bound; NaN/inf counted."""
-    held = (lambda t: t) if state.full_master else state.layer.shard
-    w = state.master.detach().double()
-    w_ref, bound = held(ref.weights[len(losses)]), held(ref.weight_bounds[len(losses)])
-    finite = torch.isfinite(w)
-    diff = torch.where(finite, w - w_ref, torch.zeros_like(w_ref))
+class WeightComparison:
+    """This rank's master weights against the reference's final ones, a chunk of rows at a
+    time: what the rank holds of each chunk (`Method.shard_rows`; all of it for T1m's
+    replicated master), the differences' and the bounds' squared norms and the largest
+    |difference| / bound."""
+
+    def __init__(self, state):
+        self.master = state.master.detach()
+        self.shard_rows = (
+            (lambda w, rows: (w, rows)) if state.full_master else state.layer.shard_rows
+        )
+        self.nonfinite = int((~torch.isfinite(self.master)).sum())
+        self.diff_sq = self.ref_sq = self.bound_sq = self.max_over_bound = 0.0
+
+    def add(self, rows: slice, w_ref: torch.Tensor, bound: torch.Tensor) -> None:
+        held = self.shard_rows(w_ref, rows)
+        if held is None:
+            return
+        w_ref, local = held
+        bound, _ = self.shard_rows(bound, rows)
+        w = self.master[local].double()
+        diff = torch.where(torch.isfinite(w), w - w_ref, torch.zeros_like(w_ref))
+        self.diff_sq += diff.pow(2).sum().item()
+        self.ref_sq += w_ref.pow(2).sum().item()
+        self.bound_sq += bound.pow(2).sum().item()
+        ratio = (diff.abs() / (bound + 1e-300)).max().item()
+        self.max_over_bound = max(self.max_over_bound, ratio)
+
+
+def training_figures(comparison: WeightComparison, ref: TrainReference, losses: list[float]):
+    """The weights' figures from the comparison and every step's loss against the reference
+    loss, each over its bound; NaN/inf counted."""
     loss_err = [abs(a - b) for a, b in zip(losses, ref.losses, strict=True)]
+    ref_norm = math.sqrt(comparison.ref_sq)
     return {
         "steps": len(losses),
-        "nonfinite": int((~finite).sum()) + sum(not math.isfinite(v) for v in losses),
-        "weight_rel_fro": float(diff.norm() / w_ref.norm()),
-        "weight_rel_fro_bound": float(bound.norm() / w_ref.norm()),
-        "weight_max_abs_over_bound": float((diff.abs() / (bound + 1e-300)).max()),
+        "nonfinite": comparison.nonfinite + sum(not math.isfinite(v) for v in losses),
+        "weight_rel_fro": math.sqrt(comparison.diff_sq) / ref_norm,
+        "weight_rel_fro_bound": math.sqrt(comparison.bound_sq) / ref_norm,
+        "weight_max_abs_over_bound": comparison.max_over_bound,
         "losses": list(losses),
         "reference_losses": list(ref.losses),
         "loss_error_over_bound": max(

@@ -103,12 +103,12 @@ def run_train_step(
     state, target = _train_state(ctx, cell, built, seed)
     xl = built.layer.local_input(built.x)
     losses = [state.step(xl).item() for _ in range(cell.steps)]
-    ref = reference_for(state, built.args, built.x, target, cell.steps, ctx.world_size)
-    fig = training_figures(state, ref, losses)
+    ref, weights = reference_for(state, built.args, built.x, target, cell.steps, ctx.world_size)
+    fig = training_figures(weights, ref, losses)
     result.phase_figures = {"train": fig, **state.state_bytes()}
     if not _agree(ctx, result, lambda: assert_trained(fig, cell.name, ctx.rank)):
         return result
-    del state, built, ref  # the float64 reference holds several N x N doubles per step
+    del state, built, weights  # the check's run: master, optimizer state, compressed halves
     built = build(ctx, cell, seed, options.backend, method)  # a fresh W_0 for the timing
     state, _ = _train_state(ctx, cell, built, seed)
     state.m0_history = None  # the check needed T1m's masks; timing must not keep N^2 per step

@@ -109,14 +109,14 @@ def fill_uneven_window(ctx):
     return fill_window(ctx, forward, 0.05), ctx.agree_max(float(ctx.rank), -float(ctx.rank))
 
 
-def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False):
+def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False, backend="auto"):
     """Build the cell, prepare its backward, check grad_X against float64; the figures and
     the backend. `scale_rank` plants a wrong backward: that rank's grad_X times 1.01."""
     from common.dtypes import DTYPES
     from measure.training_checks import check_backward, grad_output
 
     cell = CellSpec.from_dict(cell_dict)
-    built = build(ctx, cell, seed, "auto")
+    built = build(ctx, cell, seed, backend)
     layer, args = built.layer, built.args
     args.require_sparse_backward = require_sparse
     layer.prepare_backward(args)
@@ -127,14 +127,17 @@ def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False
     return check_backward(layer, type(layer).effective_weight(args), gy, ctx.world_size)
 
 
-def train_figures(ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False):
+def train_figures(
+    ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False, chunk_rows=None, backend="auto"
+):
     """Train the cell's method `steps` steps and compare with the float64 reference; `stale`
-    plants a T1 that skips the re-compression after the optimizer step."""
+    plants a T1 that skips the re-compression after the optimizer step; `chunk_rows` sets the
+    reference's chunk of rows (None: its default)."""
     from kernels.training import TrainConfig, TrainState, check_train_config
     from measure.training_checks import learning_rate, reference_for, training_figures
 
     cell = CellSpec.from_dict(cell_dict)
-    built = build(ctx, cell, seed, "auto")
+    built = build(ctx, cell, seed, backend)
     layer, x, args = built.layer, built.x, built.args
     g = torch.Generator(device=ctx.device).manual_seed(seed + 3)
     target = torch.randn(cell.B, cell.N_out, generator=g, device=ctx.device)
@@ -145,8 +148,8 @@ def train_figures(ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False
         state.compress = lambda: None
     xl = layer.local_input(x)
     losses = [state.step(xl).item() for _ in range(steps)]
-    ref = reference_for(state, args, x, target, steps, ctx.world_size)
-    return training_figures(state, ref, losses)
+    ref, weights = reference_for(state, args, x, target, steps, ctx.world_size, chunk_rows)
+    return training_figures(weights, ref, losses)
 
 
 def run_drift_block(ctx, cell_dict, seed, steps, scale=1.0):

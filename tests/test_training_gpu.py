@@ -1,4 +1,5 @@
-"""The training half on the real 2:4 kernels (cuSPARSELt): run by the lead on a GPU machine.
+"""The training half on the real 2:4 kernels (cuSPARSELt, and this project's Triton kernel):
+run by the lead on a GPU machine.
 
 Skipped with the reason on a machine with no CUDA device; the CPU tests cover the same checks
 on the emulated backend."""
@@ -41,3 +42,20 @@ def test_2of4_backward_on_compressed_w_transpose(cuda_ctx):
 def test_train_steps_with_cslt_recompression(cuda_ctx, variant, optimizer):
     cell = _cell("transposable_random", "phase3")
     assert_trained(train_figures(cuda_ctx, cell.as_dict(), 42, optimizer, variant, 3), cell.name)
+
+
+@pytest.mark.parametrize("variant, optimizer", [("T1", "adamw"), ("T1m", "sgd"), ("T2", "sgd")])
+def test_train_steps_with_triton_recompression(cuda_ctx, variant, optimizer):
+    """The Triton half re-compresses into its own buffers (its descriptors stay valid)."""
+    pytest.importorskip("triton", reason="triton is not installed")
+    cell = _cell("transposable_random", "phase3")
+    fig = train_figures(cuda_ctx, cell.as_dict(), 43, optimizer, variant, 3, backend="triton")
+    assert_trained(fig, cell.name)
+
+
+def test_2of4_backward_on_the_triton_kernel(cuda_ctx):
+    pytest.importorskip("triton", reason="triton is not installed")
+    cell = _cell("transposable_magnitude", "phase2")
+    fig = backward_figures(cuda_ctx, cell.as_dict(), 44, require_sparse=True, backend="triton")
+    checks.assert_correct(fig.errors, cell.name)
+    assert fig.backward_backend == "triton"

@@ -61,6 +61,41 @@ def test_every_planted_unpacking_bug_fails_the_check():
             checks.assert_correct(_figures(fig), f"planted {plant} {config}")
 
 
+def test_interpreted_compress_kernel_writes_the_reference_bytes():
+    """The one-pass compress kernel (train steps re-compress with it) against the torch
+    definition of the format, bitwise: every mask's halves, a transposed view, sparse groups,
+    -0.0; a group with three nonzeros is counted."""
+    cases = {(c["case"], c["dtype"]): c for c in _interpreted("--compress")}
+    assert len(cases) == 2 * (2 * len(MASKS) + 3)
+    for key, case in cases.items():
+        if key[0] == "three nonzeros in one group":
+            assert case["bad_groups"] == 1
+        else:
+            assert case["bad_groups"] == 0 and case["values_equal"] and case["meta_equal"], key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (compiles for it)")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_compress_kernel_equals_the_reference_on_the_gpu(dtype):
+    from common.errors import MaskError
+    from kernels.compressed24 import compress, compress_reference
+    from kernels.masks import make_mask_pair
+
+    g = torch.Generator(device="cuda").manual_seed(5)
+    w = torch.randn(512, 1024, device="cuda", generator=g).to(dtype)
+    m0, m1 = make_mask_pair("transposable_random", w, g)
+    for wm in (w * m0, (w * m1).t()):  # the transposed view: 2:4 along columns too
+        wm[3, 4:8] = torch.tensor([-0.0, 1.0, -0.0, 0.0], dtype=dtype)
+        fast, ref = compress(wm), compress_reference(wm)
+        assert torch.equal(fast.values.view(torch.int16), ref.values.view(torch.int16))
+        assert torch.equal(fast.meta, ref.meta)
+    bad = (w * m0).clone()
+    bad[7, 8:12] = 1.0
+    with pytest.raises(MaskError, match=r"gpu: not 2:4: row 7, group 2 .* 4 nonzeros"):
+        compress(bad, "gpu")
+
+
 @pytest.mark.parametrize(
     ("n_out", "n_in", "batch", "dtype", "rule"),
     [

@@ -12,8 +12,10 @@ same kernels for a GPU. Two things are patched here, never in kernels/:
   cast is done by torch (round to nearest even) instead.
 - `--planted` runs one case per planted bug: one of the kernel's unpacking helpers swapped for a
   wrong one, so the caller can check that the correctness check catches each.
+- `--compress` runs the one-pass compress kernel (kernels/triton_compress24.py) and prints
+  whether its bytes equal the torch reference's and how many bad groups it counted.
 
-Usage: python -m tests.triton24_interp [--planted]
+Usage: python -m tests.triton24_interp [--planted | --compress]
 """
 
 from __future__ import annotations
@@ -129,10 +131,56 @@ def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -
     }
 
 
+def compress_cases():
+    """(name, dtype, weight) cases: every mask's halves, a transposed view, sparse groups and
+    -0.0, and one group with three nonzeros (one bad group)."""
+    g = torch.Generator().manual_seed(3000)
+    for dtype in ("bf16", "fp16"):
+        w = torch.randn(64, 256, generator=g).to(DTYPES[dtype])
+        for mask in MASKS:
+            for half, m in enumerate(make_mask_pair(mask, w, g)):
+                yield f"{mask} half {half}", dtype, w * m
+        wt = torch.randn(256, 64, generator=g).to(DTYPES[dtype])
+        m0, _ = make_mask_pair("transposable_random", wt, g)
+        yield "transposed view", dtype, (wt * m0).t()  # 2:4 along both, read through strides
+    for dtype in ("bf16", "fp16"):
+        w = torch.randn(64, 256, generator=g).to(DTYPES[dtype])
+        w = w * make_mask_pair("random_2of4", w, g)[0]
+        w[:, 4:8] = 0.0
+        w[1, 8:12] = torch.tensor([0.0, 0.0, 5.0, 0.0])
+        w[2, 12:16] = torch.tensor([-0.0, 1.0, -0.0, 2.0])
+        yield "sparse groups and -0.0", dtype, w
+        bad = w.clone()
+        bad[5, 20:24] = torch.tensor([1.0, 2.0, 3.0, 0.0])
+        yield "three nonzeros in one group", dtype, bad
+
+
+def run_compress_cases() -> None:
+    from kernels import triton_compress24
+    from kernels.compressed24 import compress_reference, empty_like_compressed
+
+    for name, dtype, w in compress_cases():
+        out = empty_like_compressed(*w.shape, w.dtype, w.device)
+        bad = torch.zeros(1, dtype=torch.int32)
+        triton_compress24.compress_into(w, out, bad)
+        fields = {"case": name, "dtype": dtype, "bad_groups": int(bad.item())}
+        if not fields["bad_groups"]:
+            ref = compress_reference(w)
+            fields["values_equal"] = torch.equal(
+                out.values.view(torch.int16), ref.values.view(torch.int16)
+            )  # bitwise: -0.0 kept as -0.0
+            fields["meta_equal"] = torch.equal(out.meta, ref.meta)
+        print(json.dumps(fields), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--planted", action="store_true")
+    parser.add_argument("--compress", action="store_true")
     args = parser.parse_args()
+    if args.compress:
+        run_compress_cases()
+        return
     interpreter.InterpreterBuilder.create_dot = _create_dot
     interpreter.InterpreterBuilder.cast_impl = _cast_rounding_to_nearest
     if args.planted:

@@ -1,0 +1,188 @@
+"""Where the Triton 2:4 half loses its time: the production kernel beside stripped copies of it.
+
+Issue 16's kernel reaches 61-71% of its byte floor at B 16-64. Before changing it, this measures
+what the same tiling and pipeline reach when parts of the work are removed (same grid, same
+copy-engine descriptors, same bytes read from the weight):
+- `full`: the production kernel (kernels/triton24.py), its best configs from the H100 runs;
+- `no_expand`: loads pairs, meta and X as `full` does, but multiplies the pairs as a dense
+  N x N/2 tile against half of X's columns: no expansion, the same weight bytes (the product is
+  not Y; it bounds what any expansion can reach);
+- `stream`: loads pairs and meta only and folds them into an integer sum: the pure streaming
+  rate of this tiling;
+- `dense_half`: torch's dense N x N/2 half (cuBLAS), what TP runs per rank;
+plus the one-pass compress kernel (kernels/triton_compress24.py) against cuSPARSELt's compress
+and the torch reference path. Floors: bytes over the device-copy ceiling measured here.
+
+    python scripts/kernel_ceiling.py OUT.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import triton
+import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kernels import triton24  # noqa: E402
+from kernels.compressed24 import compress, compress_into, compress_reference  # noqa: E402
+from kernels.masks import make_mask_pair  # noqa: E402
+from scripts.kernel_bench import copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
+
+SHAPES = [(16384, 16), (16384, 64), (32768, 16), (32768, 64)]
+CONFIGS = ("tma_n64_k256_s1_w4_p4", "tma_n128_k128_s1_w4_p4", "tma_n256_k128_s2_w8_p3")
+
+
+@triton.jit
+def _no_expand_kernel(
+    x_desc, pairs_desc, meta_desc, out_ptr, n_in, stride_ob, stride_os,
+    DTYPE: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+):  # fmt: skip
+    G: tl.constexpr = BLOCK_K // 4
+    k_len = n_in // SPLIT_K
+    k0 = tl.program_id(1) * k_len
+    row0 = tl.program_id(0) * BLOCK_N
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
+    keep = tl.zeros((BLOCK_N, G // 8), dtype=tl.int32)
+    for k in range(k0, k0 + k_len, BLOCK_K):
+        pairs = pairs_desc.load([row0, k // 4])
+        keep ^= meta_desc.load([row0, k // 32])
+        xt = x_desc.load([0, k // 2])
+        lo = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
+        hi = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+        acc = tl.dot(tl.interleave(lo, hi), tl.trans(xt), acc)
+    acc += tl.sum(keep, axis=1).to(tl.float32)[:, None] * 1e-30
+    _store(acc, out_ptr, stride_ob, stride_os)
+
+
+@triton.jit
+def _stream_kernel(
+    pairs_desc, meta_desc, out_ptr, n_in, stride_ob, stride_os, SPLIT_K: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr,
+):  # fmt: skip
+    G: tl.constexpr = BLOCK_K // 4
+    k_len = n_in // SPLIT_K
+    k0 = tl.program_id(1) * k_len
+    row0 = tl.program_id(0) * BLOCK_N
+    fold = tl.zeros((BLOCK_N, G), dtype=tl.int32)
+    keep = tl.zeros((BLOCK_N, G // 8), dtype=tl.int32)
+    for k in range(k0, k0 + k_len, BLOCK_K):
+        fold ^= pairs_desc.load([row0, k // 4])
+        keep ^= meta_desc.load([row0, k // 32])
+    total = tl.sum(fold, axis=1) + tl.sum(keep, axis=1)
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32) + total.to(tl.float32)[:, None]
+    _store(acc, out_ptr, stride_ob, stride_os)
+
+
+@triton.jit
+def _store(acc, out_ptr, stride_ob, stride_os):
+    BLOCK_N: tl.constexpr = acc.shape[0]
+    BLOCK_B: tl.constexpr = acc.shape[1]
+    cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    bs = tl.arange(0, BLOCK_B)
+    ptrs = out_ptr + tl.program_id(1) * stride_os + bs[None, :] * stride_ob + cols[:, None]
+    tl.store(ptrs, acc)
+
+
+def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config):
+    """A forward of the stripped kernel `kind` with `cfg`'s tiling (fp32 partial outputs)."""
+    n_out, n_in = c.shape
+    bb = triton24.block_b(x.shape[0])
+    g = cfg.block_k // 4
+    pairs = TensorDescriptor.from_tensor(c.values.view(torch.int32), [cfg.block_n, g])
+    meta = TensorDescriptor.from_tensor(c.meta, [cfg.block_n, g // 8])
+    out = torch.empty(cfg.split_k, bb, n_out, dtype=torch.float32, device=x.device)
+    grid = (n_out // cfg.block_n, cfg.split_k)
+    common = dict(SPLIT_K=cfg.split_k, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, BLOCK_B=bb,
+                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)  # fmt: skip
+    if kind == "stream":
+        return lambda: _stream_kernel[grid](
+            pairs, meta, out, n_in, out.stride(1), out.stride(0), **common
+        )
+    xd = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, cfg.block_k // 2])
+    return lambda: _no_expand_kernel[grid](
+        xd, pairs, meta, out, n_in, out.stride(1), out.stride(0), DTYPE=tl.bfloat16, **common
+    )
+
+
+def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
+    g = torch.Generator(device="cuda").manual_seed(n + batch)
+    w = torch.randn(n, n, device="cuda", generator=g).bfloat16()
+    wm = w * make_mask_pair("random_2of4", w, g)[0]
+    x = torch.randn(batch, n, device="cuda", generator=g).bfloat16()
+    c = compress(wm)
+    sparse_bytes = c.nbytes + 2 * batch * n * 2
+    rows = []
+    for name in CONFIGS:
+        cfg = triton24.CONFIG_BY_NAME[name]
+        out = torch.empty(batch, n, dtype=torch.bfloat16, device="cuda")
+        mm = triton24.Sparse24Matmul(c, None, batch, cfg, "ceiling")
+        kinds = {"full": lambda mm=mm, out=out: mm(x, out)}
+        kinds["no_expand"] = stripped("no_expand", c, x, cfg)
+        kinds["stream"] = stripped("stream", c, x, cfg)
+        for kind, fn in kinds.items():
+            ms = graph_ms([fn])
+            pct = 100 * floor_ms(sparse_bytes, ceiling) / ms
+            rows.append(dict(N=n, B=batch, config=name, kind=kind, ms=ms, pct_floor=pct))
+    half = w[:, : n // 2].contiguous()
+    out = torch.empty(batch, n, dtype=torch.bfloat16, device="cuda")
+    ms = graph_ms([lambda: torch.mm(x[:, : n // 2], half.t(), out=out)])
+    dense_bytes = half.numel() * 2 + batch * n // 2 * 2 + batch * n * 2
+    rows.append(dict(N=n, B=batch, config="cublas", kind="dense_half", ms=ms,
+                     pct_floor=100 * floor_ms(dense_bytes, ceiling) / ms))  # fmt: skip
+    return rows
+
+
+def compress_rows(ceiling: float) -> list[dict]:
+    """Both compressions of a T1 step (W_g, and W_g^T from a transposed view) at N 8192-32768."""
+    rows = []
+    for n in (8192, 16384, 32768):
+        g = torch.Generator(device="cuda").manual_seed(n)
+        w = torch.randn(n, n, device="cuda", generator=g).bfloat16()
+        wm = w * make_mask_pair("transposable_random", w, g)[0]
+        fast = compress(wm)
+        ref = compress_reference(wm)
+        same = torch.equal(fast.values.view(torch.int16), ref.values.view(torch.int16))
+        same = same and torch.equal(fast.meta, ref.meta)
+        del ref
+        nbytes = wm.numel() * 2 + fast.nbytes
+        for kind, fn in {  # compress_into: what a train step's recompress runs
+            "triton_compress": lambda wm=wm, c=fast: compress_into(wm, c),
+            "triton_compress_transposed_view": lambda wm=wm, c=fast: compress_into(wm.t(), c),
+            "cslt_compress": lambda wm=wm: torch._cslt_compress(wm),
+        }.items():
+            ms = triton.testing.do_bench(fn, warmup=20, rep=200, return_mode="median")
+            pct = 100 * floor_ms(nbytes, ceiling) / ms
+            rows.append(dict(N=n, kind=kind, ms=ms, pct_floor=pct, equal_to_reference=same))
+        del fast
+        torch.cuda.empty_cache()
+    return rows
+
+
+def main() -> None:
+    out_path = Path(sys.argv[1])
+    ceiling = copy_ceiling_tb_s()
+    result = {"device": torch.cuda.get_device_name(), "copy_ceiling_tb_s": ceiling, "rows": []}
+    print(f"{result['device']}: copy ceiling {ceiling:.3f} TB/s")
+    for n, b in SHAPES:
+        for row in run_shape(n, b, ceiling):
+            result["rows"].append(row)
+            print(f"N={row['N']} B={row['B']} {row['config']:<26} {row['kind']:<10} "
+                  f"{row['ms']:.4f} ms  {row['pct_floor']:.1f}% of floor", flush=True)  # fmt: skip
+        out_path.write_text(json.dumps(result, indent=1))
+    result["compress"] = compress_rows(ceiling)
+    for row in result["compress"]:
+        print(f"compress N={row['N']} {row['kind']:<32} {row['ms']:.3f} ms "
+              f"{row['pct_floor']:.1f}% of floor, same bytes as reference: "
+              f"{row['equal_to_reference']}")  # fmt: skip
+    out_path.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
