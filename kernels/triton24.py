@@ -39,6 +39,10 @@ N_OUT_MULTIPLE = 64  # the smallest BLOCK_N
 N_IN_MULTIPLE = 128  # the smallest BLOCK_K (and a multiple of the meta word's 32 columns)
 DTYPES = (torch.bfloat16, torch.float16)
 TMA_ALIGN = 16  # bytes: the copy engine's rule for a tensor's base and row strides
+# How a group's pair and index nibble become four dense lanes (`_expand`): one 64-bit shift
+# word, two 32-bit words, or the 32-bit words in PTX (GPU only).
+EXPANSIONS = ("shift64", "shift32", "asm")
+EXPANSION = "asm"  # the fastest of the three on an H100 (notes/triton24_perf.md)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,74 @@ def _expand_tile(pairs, nibbles, DTYPE: tl.constexpr):
 
 
 @triton.jit
+def _lanes_to_tile(lo, hi, DTYPE: tl.constexpr):
+    """Dense BLOCK_N x 4G tile from each group's lanes packed in two 32-bit words: lanes 0, 1
+    in `lo` (low half first), lanes 2, 3 in `hi`."""
+    w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
+    w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
+    w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    # interleave(interleave(w0, w2), interleave(w1, w3)) puts w_p at column 4g + p.
+    return tl.interleave(tl.interleave(w0, w2), tl.interleave(w1, w3))
+
+
+@triton.jit
+def _expand_tile_32(pairs, nibbles, DTYPE: tl.constexpr):
+    """As `_expand_tile` with 32-bit words only: lane word lo = v0 << 16*i0 | v1 << 16*i1 where
+    a shift of 32 or more gives 0, hi the same with 32 taken off each shift (PTX's shl.b32
+    clamps, so on a GPU each where() can fold into the shift)."""
+    v0 = pairs & 0xFFFF
+    v1 = (pairs >> 16) & 0xFFFF
+    s0 = (nibbles & 3) << 4
+    s1 = (nibbles & 12) << 2
+    lo = tl.where(s0 < 32, v0 << (s0 & 31), 0) | tl.where(s1 < 32, v1 << (s1 & 31), 0)
+    hi = tl.where(s0 >= 32, v0 << (s0 & 31), 0) | tl.where(s1 >= 32, v1 << (s1 & 31), 0)
+    return _lanes_to_tile(lo, hi, DTYPE)
+
+
+@triton.jit
+def _expand_tile_asm(pairs, nibbles, DTYPE: tl.constexpr):
+    """`_expand_tile_32` in PTX, relying on shl.b32's clamp (a shift of 32 or more gives 0):
+    14 instructions a group, no 64-bit arithmetic. GPU only (the interpreter runs no PTX)."""
+    lo, hi = tl.inline_asm_elementwise(
+        asm="""{
+        .reg .b32 v0, v1, s0, s1, t;
+        and.b32 v0, $2, 0xFFFF;
+        shr.b32 v1, $2, 16;
+        and.b32 s0, $3, 3;
+        shl.b32 s0, s0, 4;
+        and.b32 s1, $3, 12;
+        shl.b32 s1, s1, 2;
+        shl.b32 $0, v0, s0;
+        shl.b32 t, v1, s1;
+        or.b32 $0, $0, t;
+        xor.b32 s0, s0, 32;
+        xor.b32 s1, s1, 32;
+        shl.b32 $1, v0, s0;
+        shl.b32 t, v1, s1;
+        or.b32 $1, $1, t;
+        }""",
+        constraints="=r,=r,r,r",
+        args=[pairs, nibbles],
+        dtype=(tl.int32, tl.int32),
+        is_pure=True,
+        pack=1,
+    )
+    return _lanes_to_tile(lo, hi, DTYPE)
+
+
+@triton.jit
+def _expand(pairs, nibbles, DTYPE: tl.constexpr, EXPAND: tl.constexpr):
+    """The expansion named by EXPAND (see EXPANSIONS)."""
+    if EXPAND == 0:
+        return _expand_tile(pairs, nibbles, DTYPE)
+    elif EXPAND == 1:
+        return _expand_tile_32(pairs, nibbles, DTYPE)
+    else:
+        return _expand_tile_asm(pairs, nibbles, DTYPE)
+
+
+@triton.jit
 def _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K):
     """Write program (n, s)'s BLOCK_N x BLOCK_B accumulator: Y^T with the bias, or fp32 partials."""
     BLOCK_N: tl.constexpr = acc.shape[0]
@@ -170,6 +242,7 @@ def _sparse24_mm_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_B: tl.constexpr,
+    EXPAND: tl.constexpr,
 ):
     G: tl.constexpr = BLOCK_K // 4
     pid_n = tl.program_id(0)
@@ -189,7 +262,7 @@ def _sparse24_mm_kernel(
         pairs = tl.load(pair_ptrs)
         words = tl.load(meta_ptrs)
         xt = tl.load(x_ptrs, mask=x_mask, other=0.0)
-        w = _expand_tile(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE)
+        w = _expand(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE, EXPAND)
         acc = tl.dot(w, xt, acc)
         pair_ptrs += G
         meta_ptrs += G // 8
@@ -214,6 +287,7 @@ def _sparse24_tma_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_B: tl.constexpr,
+    EXPAND: tl.constexpr,
 ):
     """The same product with every tile fetched by the copy engine (TMA) through tensor
     descriptors: no per-element address arithmetic in the loop (the pointer kernel spends about
@@ -228,7 +302,7 @@ def _sparse24_tma_kernel(
         pairs = pairs_desc.load([row0, k // 4])
         words = meta_desc.load([row0, k // 32])
         xt = x_desc.load([0, k])
-        w = _expand_tile(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE)
+        w = _expand(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE, EXPAND)
         acc = tl.dot(w, tl.trans(xt), acc)
     _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K)
 
@@ -267,7 +341,13 @@ class Sparse24Matmul:
     """
 
     def __init__(
-        self, c: Compressed24, bias: torch.Tensor | None, batch: int, config: Config, where: str
+        self,
+        c: Compressed24,
+        bias: torch.Tensor | None,
+        batch: int,
+        config: Config,
+        where: str,
+        expansion: str | None = None,
     ):
         n_out, n_in = c.shape
         check_shape(n_out, n_in, batch, c.values.dtype, where)
@@ -278,6 +358,7 @@ class Sparse24Matmul:
                 f"got {n_out} x {n_in}"
             )
         self.c, self.bias, self.batch, self.config = c, bias, batch, config
+        self.expand = EXPANSIONS.index(expansion or EXPANSION)
         self.pairs = c.values.view(torch.int32)  # one word = one group's two values
         if config.tma:
             g = config.block_k // 4
@@ -322,6 +403,7 @@ class Sparse24Matmul:
             BLOCK_B=block_b(self.batch),
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
+            EXPAND=self.expand,
         )
         stride_os = target.stride(0) if split else 0
         if cfg.tma:

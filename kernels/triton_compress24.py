@@ -69,12 +69,13 @@ def _compress24_kernel(
     G: tl.constexpr = WORDS * 8
     rows = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
     g0 = tl.program_id(1) * G
-    groups = g0 + tl.arange(0, G)
-    base = w_ptr + rows[:, None] * stride_r + (groups * 4)[None, :] * stride_c
-    w0 = tl.load(base)
-    w1 = tl.load(base + stride_c)
-    w2 = tl.load(base + 2 * stride_c)
-    w3 = tl.load(base + 3 * stride_c)
+    in_cols = g0 * 4 + tl.arange(0, 4 * G)
+    tile = tl.load(w_ptr + rows[:, None] * stride_r + in_cols[None, :] * stride_c)
+    # one 2-D load (coalesced along whichever stride is 1), then the four lanes of each group:
+    # lane p = 2a + b of the (a, b) split below
+    even, odd = tl.split(tl.reshape(tile, (BLOCK_R, G, 2, 2)))
+    w0, w2 = tl.split(even)
+    w1, w3 = tl.split(odd)
     nz0, nz1, nz2, nz3 = _nonzero(w0), _nonzero(w1), _nonzero(w2), _nonzero(w3)
     pattern = nz0 | nz1 << 1 | nz2 << 2 | nz3 << 3
     bad = tl.sum(tl.sum(((nz0 + nz1 + nz2 + nz3) > 2).to(tl.int32), axis=1), axis=0)

@@ -3,7 +3,9 @@
 Issue 16's kernel reaches 61-71% of its byte floor at B 16-64. Before changing it, this measures
 what the same tiling and pipeline reach when parts of the work are removed (same grid, same
 copy-engine descriptors, same bytes read from the weight):
-- `full`: the production kernel (kernels/triton24.py), its best configs from the H100 runs;
+- `full_<expansion>`: the production kernel (kernels/triton24.py) with each way of expanding a
+  group (triton24.EXPANSIONS), its best configs from the H100 runs, each checked against
+  float64 first;
 - `no_expand`: loads pairs, meta and X as `full` does, but multiplies the pairs as a dense
   N x N/2 tile against half of X's columns: no expansion, the same weight bytes (the product is
   not Y; it bounds what any expansion can reach);
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kernels import triton24  # noqa: E402
 from kernels.compressed24 import compress, compress_into, compress_reference  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
+from measure import checks  # noqa: E402
 from scripts.kernel_bench import copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
 
 SHAPES = [(16384, 16), (16384, 64), (32768, 16), (32768, 64)]
@@ -119,11 +122,19 @@ def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
     c = compress(wm)
     sparse_bytes = c.nbytes + 2 * batch * n * 2
     rows = []
+    ref, absref = checks.reference(x, wm, None)
+    bound = checks.bounds(torch.bfloat16, n, None, 1)
     for name in CONFIGS:
         cfg = triton24.CONFIG_BY_NAME[name]
-        out = torch.empty(batch, n, dtype=torch.bfloat16, device="cuda")
-        mm = triton24.Sparse24Matmul(c, None, batch, cfg, "ceiling")
-        kinds = {"full": lambda mm=mm, out=out: mm(x, out)}
+        kinds = {}
+        for expansion in triton24.EXPANSIONS:
+            out = torch.full((batch, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+            mm = triton24.Sparse24Matmul(c, None, batch, cfg, "ceiling", expansion)
+            mm(x, out)
+            torch.cuda.synchronize()
+            figs = checks.error_figures(out, ref, absref, bound)
+            checks.assert_correct(figs, f"N={n} B={batch} {name} {expansion}")
+            kinds[f"full_{expansion}"] = lambda mm=mm, out=out: mm(x, out)
         kinds["no_expand"] = stripped("no_expand", c, x, cfg)
         kinds["stream"] = stripped("stream", c, x, cfg)
         for kind, fn in kinds.items():
@@ -173,7 +184,7 @@ def main() -> None:
     for n, b in SHAPES:
         for row in run_shape(n, b, ceiling):
             result["rows"].append(row)
-            print(f"N={row['N']} B={row['B']} {row['config']:<26} {row['kind']:<10} "
+            print(f"N={row['N']} B={row['B']} {row['config']:<26} {row['kind']:<13} "
                   f"{row['ms']:.4f} ms  {row['pct_floor']:.1f}% of floor", flush=True)  # fmt: skip
         out_path.write_text(json.dumps(result, indent=1))
     result["compress"] = compress_rows(ceiling)

@@ -151,3 +151,31 @@ def test_every_config_matches_float64_on_the_gpu(batch):
             continue  # the tuner skips these too
         torch.cuda.synchronize()
         checks.assert_correct(checks.error_figures(out, ref, absref, bound), cfg.name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (compiles for it)")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_every_expansion_matches_float64_on_the_gpu(dtype):
+    """The three ways of expanding a group ("asm" is PTX, so only a GPU runs it) in both kernels,
+    against float64 and bitwise against each other (the same dense tile feeds the same dot)."""
+    from kernels.compressed24 import compress
+    from kernels.masks import make_mask_pair
+
+    g = torch.Generator(device="cuda").manual_seed(11)
+    n_out, n_in, batch = 512, 1024, 40
+    w = torch.randn(n_out, n_in, device="cuda", generator=g).to(dtype)
+    wm = w * make_mask_pair("transposable_random", w, g)[1]
+    x = torch.randn(batch, n_in, device="cuda", generator=g).to(dtype)
+    ref, absref = checks.reference(x, wm, None)
+    bound = checks.bounds(dtype, n_in, None, 1)
+    for name in ("n64_k128_s1_w4_p4", "tma_n128_k128_s2_w4_p4"):
+        outs = []
+        for expansion in triton24.EXPANSIONS:
+            out = torch.full((batch, n_out), float("nan"), device="cuda", dtype=dtype)
+            cfg = triton24.CONFIG_BY_NAME[name]
+            triton24.Sparse24Matmul(compress(wm), None, batch, cfg, "gpu", expansion)(x, out)
+            torch.cuda.synchronize()
+            checks.assert_correct(checks.error_figures(out, ref, absref, bound), expansion)
+            outs.append(out)
+        assert all(torch.equal(outs[0], o) for o in outs[1:]), name

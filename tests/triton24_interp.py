@@ -109,7 +109,9 @@ PLANTS = {
 }
 
 
-def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -> dict:
+def run_case(
+    mask: str, dtype: str, bias: bool, batch: int, config, seed: int, expansion: str = "shift64"
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     dt = DTYPES[dtype]
     w = torch.randn(N_OUT, N_IN, generator=g).to(dt)
@@ -118,7 +120,7 @@ def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -
     b = torch.randn(N_OUT, generator=g).to(dt) if bias else None
     x = torch.randn(batch, N_IN, generator=g).to(dt)
     out = torch.full((batch, N_OUT), float("nan"), dtype=dt)  # poisoned: every element written
-    triton24.Sparse24Matmul(compress(wm), b, batch, config, "interp")(x, out)
+    triton24.Sparse24Matmul(compress(wm), b, batch, config, "interp", expansion)(x, out)
     ref, absref = checks.reference(x, wm, b)
     fig = checks.error_figures(out, ref, absref, checks.bounds(dt, N_IN, None, 1))
     return {
@@ -127,6 +129,7 @@ def run_case(mask: str, dtype: str, bias: bool, batch: int, config, seed: int) -
         "bias": bias,
         "B": batch,
         "config": config.name,
+        "expansion": expansion,
         **fig.as_dict(),
     }
 
@@ -205,8 +208,10 @@ def main() -> None:
             for n in BATCHES
         )
     ]
+    # The two pure-Triton expansions alternate ("asm" is PTX: the GPU tests cover it).
     for i, case in enumerate(cases):
-        print(json.dumps(run_case(*case, seed=1000 + i)), flush=True)
+        expansion = ("shift64", "shift32")[i % 2]
+        print(json.dumps(run_case(*case, seed=1000 + i, expansion=expansion)), flush=True)
 
 
 if __name__ == "__main__":
