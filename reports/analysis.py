@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kernels.registry import REGISTRY
 from measure import floors
 
 ORIGINAL_STUDY = {  # DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms
@@ -109,45 +110,60 @@ def machine_ceilings(t: pd.DataFrame) -> dict:
     }
 
 
+def kernel_label(t: pd.DataFrame) -> pd.Series:
+    """What runs a cell's GEMM: the method, and for a 2:4 method its backend too ("block_shock_half
+    [triton]"), so one backend's efficiency never speaks for another's."""
+    sparse = t.method.map(lambda m: getattr(REGISTRY.get(m), "semi_structured", False))
+    backend = t.backend if "backend" in t else pd.Series(None, index=t.index)
+    tagged = sparse.astype(bool) & backend.notna()
+    return t.method.where(~tagged, t.method + " [" + backend.astype(str) + "]")
+
+
 def model(t: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Predicted time = floor / (the method's median fraction of floor): error per cell."""
+    """Predicted time = floor / (the kernel's median fraction of floor): error per cell. The
+    efficiency is fitted per method and, for a 2:4 method, per backend (`kernel_label`)."""
     if t.empty:
         return pd.DataFrame(), {}
-    eff = (t.floor_s / t.median_s).groupby(t.method).median().to_dict()
-    pred = t.floor_s / t.method.map(eff)
+    label = kernel_label(t)
+    eff = (t.floor_s / t.median_s).groupby(label).median().to_dict()
+    pred = t.floor_s / label.map(eff)
     m = t[["method", "mask", "N", "B", "dtype", "median_s", "floor_s"]].copy()
-    m["efficiency"] = t.method.map(eff)
+    m["kernel"] = label
+    m["efficiency"] = label.map(eff)
     m["predicted_s"] = pred
     m["error"] = t.median_s / pred - 1
     return m, eff
 
 
 def region(t: pd.DataFrame, eff: dict) -> pd.DataFrame:
-    """Where the model predicts Block-Shock beats row TP on this machine (needs both methods'
-    efficiencies and the machine's ceilings with collective bandwidth)."""
-    pair = ("block_shock", "dense_tp_row")
-    if not set(pair) <= set(eff):
-        pair = ("block_shock_half", "dense_half")
-        if not set(pair) <= set(eff):
-            return pd.DataFrame()
-    ws = 2 if pair[0] == "block_shock" else 1
+    """Where the model predicts Block-Shock beats row TP on this machine, once per 2:4 backend
+    measured (needs both kernels' efficiencies and the machine's ceilings with collective
+    bandwidth)."""
+    method, base = "block_shock", "dense_tp_row"
+    if base not in eff or not any(k.split(" [")[0] == method for k in eff):
+        method, base = "block_shock_half", "dense_half"
+    kernels = sorted(k for k in eff if k.split(" [")[0] == method)
+    if base not in eff or not kernels:
+        return pd.DataFrame()
+    ws = 2 if method == "block_shock" else 1
     c = machine_ceilings(t)
     if not c or (ws > 1 and "all_reduce_bus_bytes_per_s" not in c):
         return pd.DataFrame()
     rows = []
-    for n in (4096, 8192, 16384, 32768, 65536, 131072):
-        for b in (16, 64, 256, 1024, 4096):
-            tb = floors.floor(pair[0], n, n, b, 2, ws, c)["floor_s"] / eff[pair[0]]
-            tt = floors.floor(pair[1], n, n, b, 2, ws, c)["floor_s"] / eff[pair[1]]
-            rows.append(
-                {
-                    "N": n,
-                    "B": b,
-                    "pair": "/".join(pair),
-                    "predicted_ratio": tb / tt,
-                    "block_shock_wins": tb < tt,
-                }
-            )
+    for kernel in kernels:
+        for n in (4096, 8192, 16384, 32768, 65536, 131072):
+            for b in (16, 64, 256, 1024, 4096):
+                tb = floors.floor(method, n, n, b, 2, ws, c)["floor_s"] / eff[kernel]
+                tt = floors.floor(base, n, n, b, 2, ws, c)["floor_s"] / eff[base]
+                rows.append(
+                    {
+                        "N": n,
+                        "B": b,
+                        "pair": f"{kernel}/{base}",
+                        "predicted_ratio": tb / tt,
+                        "block_shock_wins": tb < tt,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -167,19 +183,32 @@ def study_table(t: pd.DataFrame) -> pd.DataFrame:
             }
         )
     gpu = t[~t.emulated.astype(bool)] if not t.empty else t
+    if not gpu.empty:  # one row per 2:4 backend: medians are never pooled across backends
+        gpu = gpu.assign(kernel=kernel_label(gpu))
+        sparse = gpu.kernel != gpu.method
+        backends = sorted(gpu.backend[sparse].dropna().unique()) or [None]
     for (n, b), g in gpu.groupby(["N", "B"]) if not gpu.empty else []:
-        med = g.groupby("method").median_s.median()
-        named = "gpu" in g and g.gpu.notna().any()
-        label = g.gpu.dropna().iloc[0] if named else "GPU (not named in the input)"
-        row = {"source": "this harness", "gpu": label, "N": n, "B": b}
-        if {"block_shock", "dense_single"} <= set(med.index):
-            row["block_shock/dense_single"] = med.block_shock / med.dense_single
-        if {"block_shock", "dense_tp_row"} <= set(med.index):
-            row["block_shock/dense_tp"] = med.block_shock / med.dense_tp_row
-        if {"masked_split_dense", "dense_tp_row"} <= set(med.index):
-            row["masked_split/dense_tp"] = med.masked_split_dense / med.dense_tp_row
-        if {"block_shock_half", "dense_half"} <= set(med.index):
-            row["half: block_shock/dense (one GPU)"] = med.block_shock_half / med.dense_half
-        if len(row) > 4:  # a shape with at least one ratio
-            rows.append(row)
+        for backend in backends:
+            row = _study_row(g, n, b, backend)
+            if len(row) > 5:  # a shape with at least one ratio
+                rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _study_row(g: pd.DataFrame, n: int, b: int, backend: str | None) -> dict:
+    """Our ratios on one shape, the 2:4 methods' rows on `backend` only."""
+    sparse = g.kernel != g.method
+    g = g[~sparse | (g.backend == backend)]
+    med = g.groupby("method").median_s.median()
+    named = "gpu" in g and g.gpu.notna().any()
+    label = g.gpu.dropna().iloc[0] if named else "GPU (not named in the input)"
+    row = {"source": "this harness", "gpu": label, "N": n, "B": b, "2:4 backend": backend}
+    if {"block_shock", "dense_single"} <= set(med.index):
+        row["block_shock/dense_single"] = med.block_shock / med.dense_single
+    if {"block_shock", "dense_tp_row"} <= set(med.index):
+        row["block_shock/dense_tp"] = med.block_shock / med.dense_tp_row
+    if {"masked_split_dense", "dense_tp_row"} <= set(med.index):
+        row["masked_split/dense_tp"] = med.masked_split_dense / med.dense_tp_row
+    if {"block_shock_half", "dense_half"} <= set(med.index):
+        row["half: block_shock/dense (one GPU)"] = med.block_shock_half / med.dense_half
+    return row

@@ -47,7 +47,7 @@ def _model(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
         return []
     m.to_csv(tables / "model.csv", index=False)
     md = [
-        "## Model: floor / (method's median fraction of floor)",
+        "## Model: floor / (median fraction of floor, one per method and 2:4 backend)",
         "",
         "Efficiencies: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(eff.items())),
         f"Median |error| {m.error.abs().median():.1%}, worst {m.error.abs().max():.1%}"
@@ -58,9 +58,11 @@ def _model(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
     if reg.empty:
         return md
     reg.to_csv(tables / "region.csv", index=False)
-    wins = ", ".join(f"N={r.N} B={r.B}" for _, r in reg[reg.block_shock_wins].iterrows())
     grid = "nowhere on the grid N 4096..131072, B 16..4096"
-    return md + [f"Predicted region where {reg.pair.iloc[0]} < 1: {wins or grid}.", ""]
+    for pair, r in reg.groupby("pair", sort=True):
+        wins = ", ".join(f"N={w.N} B={w.B}" for _, w in r[r.block_shock_wins].iterrows())
+        md.append(f"- Predicted region where {pair} < 1: {wins or grid}.")
+    return md + [""]
 
 
 def build(inputs: list[Path], out_dir: Path) -> Path:

@@ -12,6 +12,7 @@ from reports.render import md_table
 PHASE1_COLUMNS = [
     "method",
     "mask",
+    "backend",
     "N",
     "N_out",
     "B",

@@ -165,3 +165,35 @@ def test_a_verdict_needs_every_cell():
     )
     assert _verdict(table((0.9, 1.1)), True) == "inconclusive"
     assert _verdict(table(), True) == "not yet measured"
+
+
+def test_backends_are_never_pooled_in_the_model_or_the_study_table():
+    """Two 2:4 backends on one shape: each keeps its own ratio and efficiency (pooling them
+    once reported the mean of a cslt 2.10 and a Triton 1.79 as 1.95)."""
+    import pandas as pd
+
+    from reports import analysis
+
+    t = pd.DataFrame(
+        {
+            "method": ["block_shock_half", "block_shock_half", "dense_half"],
+            "backend": ["cslt", "triton", None],
+            "mask": ["random_2of4", "random_2of4", None],
+            "N": [8192] * 3,
+            "B": [64] * 3,
+            "dtype": ["bf16"] * 3,
+            "emulated": [False] * 3,
+            "gpu": ["H100"] * 3,
+            "median_s": [2.0e-4, 1.2e-4, 1.0e-4],
+            "floor_s": [0.5e-4, 0.6e-4, 0.9e-4],
+        }
+    )
+    rows = analysis.study_table(t)
+    ours = rows[rows.source == "this harness"].set_index("2:4 backend")
+    assert ours.loc["cslt", "half: block_shock/dense (one GPU)"] == pytest.approx(2.0)
+    assert ours.loc["triton", "half: block_shock/dense (one GPU)"] == pytest.approx(1.2)
+    m, eff = analysis.model(t)
+    assert eff == pytest.approx(
+        {"block_shock_half [cslt]": 0.25, "block_shock_half [triton]": 0.5, "dense_half": 0.9}
+    )
+    assert m.error.abs().max() < 1e-12  # one cell per kernel: the fit is exact
