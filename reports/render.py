@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-import html
+import re
 from pathlib import Path
 
+import markdown
 import pandas as pd
 
 
@@ -28,32 +29,27 @@ def warning(text: str) -> str:
     return f"> **Warning:** {text}"
 
 
+STYLE = (
+    "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+    "table{border-collapse:collapse;font-size:11px;display:block;overflow-x:auto;margin:.5em 0}"
+    "th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}"
+    "th{background:#eee}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+    "blockquote{border:2px solid #b00;background:#fee;padding:.6em;margin:1em 0}</style>"
+)
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)")
+
+
 def page(md: str, folder: Path) -> str:
-    """A plain self-contained page: markdown lines as text, tables as <pre>, images inlined."""
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>Block-Shock bench report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "pre{font-size:11px;overflow-x:auto}img{max-width:100%}"
-        ".warning{border:2px solid #b00;background:#fee;padding:.6em}</style>",
-    ]
-    block: list[str] = []
-    for line in md.splitlines() + [""]:
-        if line.startswith("|"):
-            block.append(line)
-            continue
-        if block:
-            parts.append("<pre>" + html.escape("\n".join(block)) + "</pre>")
-            block = []
-        if line.startswith("!["):
-            name = line[line.index("(") + 1 : -1]
-            data = base64.b64encode((folder / name).read_bytes()).decode()
-            parts.append(f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            parts.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif line.startswith("> **Warning:** "):
-            text = html.escape(line.removeprefix("> **Warning:** "))
-            parts.append(f"<p class='warning'><strong>Warning:</strong> {text}</p>")
-        elif line.strip():
-            parts.append(f"<p>{html.escape(line)}</p>")
-    return "\n".join(parts)
+    """One self-contained page: the report's markdown rendered by Python-Markdown (tables as
+    HTML tables), every image inlined as a data URI, the warning quote boxed in red. Text from
+    the records (failure messages hold `<`) is escaped, never read as HTML; lists nest by two
+    spaces, as the report writes them, and each line of a paragraph stays a line."""
+
+    def inline(m: re.Match) -> str:
+        data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+        return f"![{m.group(1)}](data:image/png;base64,{data})"
+
+    body = markdown.markdown(IMAGE.sub(inline, md.replace("&", "&amp;").replace("<", "&lt;")),
+                             extensions=["tables", "nl2br"], tab_length=2)  # fmt: skip
+    head = "<!doctype html><meta charset='utf-8'><title>Block-Shock bench report</title>"
+    return "\n".join([head, STYLE, body])

@@ -69,7 +69,7 @@ def test_a_run_that_stopped_early_says_so_on_top(tmp_path, status, ended, words)
     md = (out / "report.md").read_text().splitlines()
     assert md[2].startswith("> **Warning:** Run run7") and words in md[2]
     html = (out / "report.html").read_text()
-    assert "<p class='warning'><strong>Warning:</strong> Run run7" in html
+    assert "<blockquote>\n<p><strong>Warning:</strong> Run run7" in html
 
 
 def test_a_completed_run_has_no_warning(tmp_path):

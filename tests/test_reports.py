@@ -69,6 +69,9 @@ def test_build_writes_every_file_with_the_rows_of_the_run(harness_run, tmp_path)
     assert "H1 kernel ceiling" in md and "not yet measured" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(pngs)
+    # markdown rendered: every table of the report is an HTML table, no row left as text
+    assert html.count("<table>") == md.count("\n| --- |") + md.startswith("| --- |")
+    assert "\n| " not in html and "<strong>H1 kernel ceiling" in html
 
 
 def edited(bench_json, tmp_path, edit):
