@@ -88,15 +88,16 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compr
         raise AssertionError("the Triton compress counted a bad group the reference did not")
 
 
-def _triton_compressor(w: torch.Tensor):
-    """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes), else None."""
+def _triton_compressor(w: torch.Tensor, columns: int | None = None):
+    """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes; `columns`:
+    the dense width when `w` holds values), else None."""
     if not w.is_cuda:
         return None
     try:
         from kernels import triton_compress24
     except ImportError:  # no Triton on this machine: the torch path
         return None
-    return triton_compress24 if triton_compress24.fits(w) else None
+    return triton_compress24 if triton_compress24.fits(w, columns) else None
 
 
 def compress_reference(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
@@ -136,3 +137,40 @@ def decompress(c: Compressed24) -> torch.Tensor:
     dense = torch.zeros(n_out, n_in // 4, 4, dtype=c.values.dtype, device=c.values.device)
     dense.scatter_(-1, group_indices(c.meta), c.values.reshape(n_out, n_in // 4, 2))
     return dense.reshape(n_out, n_in)
+
+
+def select(w: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """The values of `w` (N_out x N_in, any dtype and strides) at the positions `meta` keeps:
+    N_out x N_in/2 in the format's order. A 2:4 half's trainable values read from a dense tensor
+    (the master at the start, grad_Y^T X every step), so training holds no zeros. One Triton
+    pass on a GPU, torch elsewhere; both give the same values."""
+    fast = _triton_compressor(w)
+    if fast is not None:
+        return fast.select(w, meta)
+    n_out, n_in = w.shape
+    groups = w.reshape(n_out, n_in // 4, 4)
+    return groups.gather(-1, group_indices(meta)).reshape(n_out, n_in // 2)
+
+
+def place(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """The dense N_out x N_in tensor holding `values` at the positions `meta` keeps, zeros
+    elsewhere (`select`'s inverse on those positions). One Triton pass on a GPU."""
+    fast = _triton_compressor(values, columns=values.shape[1] * 2)
+    if fast is not None:
+        return fast.place(values, meta)
+    return decompress(Compressed24(values, meta))
+
+
+def kept_positions(mask: torch.Tensor, where: str) -> torch.Tensor:
+    """The meta words of a mask that keeps exactly two of every four weights (a Block-Shock
+    half's: its complement keeps the other two), for `select` and `place`. MaskError naming
+    the first group that keeps another count."""
+    n_out, n_in = mask.shape
+    count = mask.reshape(n_out, n_in // 4, 4).sum(-1)
+    if (count != 2).any():
+        r, g = (count != 2).nonzero()[0].tolist()
+        raise MaskError(
+            f"{where}: a 2:4 half keeps exactly 2 of every 4 weights; row {r}, group {g} "
+            f"(input columns {4 * g}..{4 * g + 3}) keeps {count[r, g].item()}"
+        )
+    return compress(mask.to(torch.bfloat16), where).meta

@@ -28,6 +28,7 @@ from kernels.collectives import (
     all_reduce_sum,
     group_size,
 )
+from kernels.compressed24 import kept_positions, place, select
 from kernels.masks import is_transposable, periodic_columns, validate_transposable_pair
 from kernels.sparse24 import SemiStructuredHalf
 
@@ -262,20 +263,9 @@ class DenseTPCol(Method):
         return grad_y[:, self.rows].contiguous()
 
 
-class MaskHeld:
-    """A rank that holds W * M_g in the full layout (masked_split_dense, block_shock)."""
-
-    mask: torch.Tensor
-
-    def shard(self, w):
-        return (w * self.mask).contiguous()
-
-    def shard_rows(self, w_rows, rows):
-        return w_rows * self.mask[rows], rows
-
-
-class MaskedSplitDense(MaskHeld, Method):
-    """Each rank multiplies W*M_g as a dense GEMM (zeros not skipped): the H3 ablation."""
+class MaskedSplitDense(Method):
+    """Each rank multiplies W*M_g as a dense GEMM (zeros not skipped): the H3 ablation. It
+    trains W*M_g in the full layout too: the zeros are the method."""
 
     def build(self, a):
         self.mask = a.masks[self.rank]
@@ -286,12 +276,18 @@ class MaskedSplitDense(MaskHeld, Method):
     def compute(self, x):
         return self._mm(x, self.w, self.b)
 
+    def shard(self, w):
+        return (w * self.mask).contiguous()
+
+    def shard_rows(self, w_rows, rows):
+        return w_rows * self.mask[rows], rows
+
     def grad_weight(self, x, grad_y):
         """(grad_Y^T X) * M_g: the dense GEMM, then the mask keeps this rank's entries."""
         return torch.mm(grad_y.t(), x).mul_(self.mask)
 
 
-class BlockShock(MaskHeld, Method):
+class BlockShock(Method):
     """Each rank multiplies its compressed 2:4 half W*M_g on the sparse path; all-reduce sums."""
 
     half_t: SemiStructuredHalf | None = None  # compressed W_g^T, for the 2:4 backward
@@ -302,11 +298,12 @@ class BlockShock(MaskHeld, Method):
 
     def build(self, a):
         self.mask = self._half_mask(a)
+        self.kept = kept_positions(self.mask, f"{a.mask_name} on {self.name}")
         bias = a.bias if self.rank == 0 else None
         x_example = torch.randn(
             a.batch, a.weight.shape[1], dtype=a.weight.dtype, device=a.weight.device
         )
-        self.half = SemiStructuredHalf(self.shard(a.weight), bias, a.backend, x_example)
+        self.half = SemiStructuredHalf(self.masked(a.weight), bias, a.backend, x_example)
         self.alg_id = self.half.alg_id
         self.weight_bytes = self.half.stored_bytes + self._bytes(bias)
 
@@ -317,7 +314,7 @@ class BlockShock(MaskHeld, Method):
         """A transposable mask: compress W_g^T (the 2:4 backward). Any other: keep W_g dense
         (masked-dense backward, named in `backward_backend`), or refuse if the cell demands 2:4."""
         super().prepare_backward(a)
-        w_g = self.shard(a.weight)
+        w_g = self.masked(a.weight)
         if is_transposable(self.mask):
             gy_example = self._buffer(a, a.weight.shape[0]).normal_()
             self.half_t = SemiStructuredHalf(w_g.t().contiguous(), None, a.backend, gy_example)
@@ -335,15 +332,32 @@ class BlockShock(MaskHeld, Method):
             return self.half_t.mm_into(grad_y, self.grad_x)
         return torch.mm(grad_y, self.w_backward, out=self.grad_x)
 
+    # -- training: the rank trains W_g's kept values only (N_out x N_in/2), not W * M_g in the
+    # full layout, so its master, gradient and optimizer state hold no zeros (half the bytes
+    # and half the optimizer's work of a full-layout copy, as many as the dense half's).
+    def masked(self, w: torch.Tensor) -> torch.Tensor:
+        """W * M_g in the full layout, what the 2:4 halves are compressed from."""
+        return (w * self.mask).contiguous()
+
+    def shard(self, w):
+        return select(w, self.kept)
+
+    def shard_rows(self, w_rows, rows):
+        return select(w_rows, self.kept[rows]), rows
+
     def grad_weight(self, x, grad_y):
-        """(grad_Y^T X) * M_g: a dense GEMM masked (no sparse-output kernel is used)."""
-        return torch.mm(grad_y.t(), x).mul_(self.mask)
+        """grad_Y^T X at the kept positions: a dense GEMM, then its kept values read out (no
+        sparse-output kernel is used)."""
+        return select(torch.mm(grad_y.t(), x), self.kept)
 
     def load_weight(self, w_local, mask=None):
-        """Re-compress the forward half (and W_g^T for the 2:4 backward) from W_g's new values;
-        `mask`, when given, replaces this rank's mask first (T1m re-chooses it)."""
-        if mask is not None:
-            self.mask = mask
+        """Re-compress the forward half (and W_g^T for the 2:4 backward) from new kept values
+        (shaped like `shard(W)`), or, with `mask`, from a whole masked W_g whose mask replaces
+        this rank's (T1m re-chooses it and trains a full master)."""
+        if mask is None:
+            w_local = place(w_local, self.kept)
+        else:
+            self.mask, self.kept = mask, None  # T1m never reads kept values again
         self.half.recompress(w_local)
         if self.half_t is not None:
             self.half_t.recompress(w_local.t())

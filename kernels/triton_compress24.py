@@ -92,13 +92,87 @@ def _compress24_kernel(
     tl.store(meta_ptr + rows[:, None] * (n_groups // 8) + word_cols[None, :], words)
 
 
-def fits(w: torch.Tensor) -> bool:
-    """Shapes this kernel takes (the torch path takes the rest the format allows)."""
+@triton.jit
+def _nibbles(meta_ptr, rows, n_groups, word0, BLOCK_R: tl.constexpr, WORDS: tl.constexpr):
+    """BLOCK_R x 8 * WORDS index nibbles (i0 | i1 << 2) of the groups from word `word0` on."""
+    cols = word0 + tl.arange(0, WORDS)
+    words = tl.load(meta_ptr + rows[:, None] * (n_groups // 8) + cols[None, :])
+    shifts = tl.arange(0, 8) * 4
+    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_R, WORDS * 8))
+
+
+@triton.jit
+def _select24_kernel(
+    w_ptr, meta_ptr, values_ptr, stride_r, stride_c, n_groups,
+    BLOCK_R: tl.constexpr, WORDS: tl.constexpr,
+):  # fmt: skip
+    G: tl.constexpr = WORDS * 8
+    rows = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
+    g0 = tl.program_id(1) * G
+    in_cols = g0 * 4 + tl.arange(0, 4 * G)
+    tile = tl.load(w_ptr + rows[:, None] * stride_r + in_cols[None, :] * stride_c)
+    even, odd = tl.split(tl.reshape(tile, (BLOCK_R, G, 2, 2)))
+    w0, w2 = tl.split(even)
+    w1, w3 = tl.split(odd)
+    nibble = _nibbles(meta_ptr, rows, n_groups, tl.program_id(1) * WORDS, BLOCK_R, WORDS)
+    v0, v1 = _lane(w0, w1, w2, w3, nibble & 3), _lane(w0, w1, w2, w3, nibble >> 2)
+    cols = 2 * g0 + tl.arange(0, 2 * G)
+    pairs = tl.reshape(tl.join(v0, v1), (BLOCK_R, 2 * G))
+    tl.store(values_ptr + rows[:, None] * (2 * n_groups) + cols[None, :], pairs)
+
+
+@triton.jit
+def _place24_kernel(
+    values_ptr, meta_ptr, w_ptr, n_groups, BLOCK_R: tl.constexpr, WORDS: tl.constexpr
+):  # fmt: skip
+    G: tl.constexpr = WORDS * 8
+    rows = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
+    g0 = tl.program_id(1) * G
+    cols = 2 * g0 + tl.arange(0, 2 * G)
+    pairs = tl.load(values_ptr + rows[:, None] * (2 * n_groups) + cols[None, :])
+    v0, v1 = tl.split(tl.reshape(pairs, (BLOCK_R, G, 2)))
+    nibble = _nibbles(meta_ptr, rows, n_groups, tl.program_id(1) * WORDS, BLOCK_R, WORDS)
+    i0, i1 = nibble & 3, nibble >> 2
+    zero = tl.zeros_like(v0)
+    w0 = tl.where(i0 == 0, v0, zero)
+    w1 = tl.where(i0 == 1, v0, tl.where(i1 == 1, v1, zero))
+    w2 = tl.where(i0 == 2, v0, tl.where(i1 == 2, v1, zero))
+    w3 = tl.where(i1 == 3, v1, zero)
+    # lane p = 2a + b: the inverse of the split in the kernels above
+    tile = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), (BLOCK_R, 4 * G))
+    out_cols = g0 * 4 + tl.arange(0, 4 * G)
+    tl.store(w_ptr + rows[:, None] * (4 * n_groups) + out_cols[None, :], tile)
+
+
+def select(w: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """`compressed24.select` in one pass (any strides of w)."""
+    n_out, n_in = w.shape
+    values = torch.empty(n_out, n_in // 2, dtype=w.dtype, device=w.device)
+    grid = (n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS))
+    _select24_kernel[grid](
+        w, meta, values, w.stride(0), w.stride(1), n_in // 4, BLOCK_R=BLOCK_R, WORDS=WORDS
+    )
+    return values
+
+
+def place(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+    """`compressed24.place` in one pass."""
+    n_out, n_in = values.shape[0], values.shape[1] * 2
+    w = torch.empty(n_out, n_in, dtype=values.dtype, device=values.device)
+    grid = (n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS))
+    _place24_kernel[grid](values.contiguous(), meta, w, n_in // 4, BLOCK_R=BLOCK_R, WORDS=WORDS)
+    return w
+
+
+def fits(w: torch.Tensor, columns: int | None = None) -> bool:
+    """Shapes these kernels take (the torch paths take the rest the format allows); `columns`
+    is the dense width where `w` holds values."""
+    columns = w.shape[-1] if columns is None else columns
     return (
         w.is_cuda
         and w.dim() == 2
         and w.shape[0] % BLOCK_R == 0
-        and w.shape[1] % (COLUMNS_PER_WORD * WORDS) == 0
+        and columns % (COLUMNS_PER_WORD * WORDS) == 0
     )
 
 

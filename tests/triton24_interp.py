@@ -14,8 +14,10 @@ same kernels for a GPU. Two things are patched here, never in kernels/:
   wrong one, so the caller can check that the correctness check catches each.
 - `--compress` runs the one-pass compress kernel (kernels/triton_compress24.py) and prints
   whether its bytes equal the torch reference's and how many bad groups it counted.
+- `--select` runs its select and place kernels (a half's kept values out of a dense tensor,
+  and back) and prints whether they equal the torch paths bitwise.
 
-Usage: python -m tests.triton24_interp [--planted | --compress]
+Usage: python -m tests.triton24_interp [--planted | --compress | --select]
 """
 
 from __future__ import annotations
@@ -176,11 +178,39 @@ def run_compress_cases() -> None:
         print(json.dumps(fields), flush=True)
 
 
+def run_select_cases() -> None:
+    from kernels import triton_compress24
+    from kernels.compressed24 import compress_reference, decompress, group_indices
+
+    g = torch.Generator().manual_seed(4000)
+    for mask in MASKS:
+        for dtype in ("fp32", "bf16"):
+            w = torch.randn(64, 256, generator=g).to(DTYPES[dtype])
+            for half, m in enumerate(make_mask_pair(mask, w, g)):
+                meta = compress_reference(m.to(torch.float16)).meta  # the mask's positions
+                for view, dense in (("rows", w), ("transposed view", w.t().contiguous().t())):
+                    values = triton_compress24.select(dense, meta)
+                    groups = dense.reshape(64, 64, 4)
+                    ref = groups.gather(-1, group_indices(meta)).reshape(64, 128)
+                    back = triton_compress24.place(values, meta)
+                    ref_back = decompress(type(compress_reference(w * m))(ref, meta))
+                    print(json.dumps({
+                        "case": f"{mask} half {half} {view}", "dtype": dtype,
+                        "select_equal": torch.equal(values, ref),
+                        "place_equal": torch.equal(back, ref_back),
+                        "round_trip": torch.equal(back, w * m),
+                    }), flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--planted", action="store_true")
     parser.add_argument("--compress", action="store_true")
+    parser.add_argument("--select", action="store_true")
     args = parser.parse_args()
+    if args.select:
+        run_select_cases()
+        return
     if args.compress:
         run_compress_cases()
         return
