@@ -57,7 +57,7 @@ def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
             f"{where}: the 2:4 format needs a 2-D weight with N_in a multiple of "
             f"{COLUMNS_PER_WORD} (8 groups per int32 meta word), got {tuple(w_masked.shape)}"
         )
-    fast = _triton_compressor(w_masked)
+    fast = _triton_compressor(w_masked, compressing=True)
     if fast is None:
         return compress_reference(w_masked, where)
     n_out, n_in = w_masked.shape
@@ -75,7 +75,7 @@ def empty_like_compressed(n_out: int, n_in: int, dtype, device) -> Compressed24:
 def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compress24") -> None:
     """Compress new values into `out`'s buffers (a kernel reading them keeps its descriptors);
     the Triton pass where it applies, else the reference copied in. MaskError as `compress`."""
-    fast = _triton_compressor(w_masked)
+    fast = _triton_compressor(w_masked, compressing=True)
     if fast is None:
         fresh = compress_reference(w_masked, where)
         out.values.copy_(fresh.values)
@@ -88,10 +88,10 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compr
         raise AssertionError("the Triton compress counted a bad group the reference did not")
 
 
-def _triton_compressor(w: torch.Tensor, columns: int | None = None):
+def _triton_compressor(w: torch.Tensor, columns: int | None = None, compressing=False):
     """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes; `columns`:
-    the dense width when `w` holds values), else None."""
-    if not w.is_cuda:
+    the dense width when `w` holds values; its compress reads 16-bit values only), else None."""
+    if not w.is_cuda or (compressing and w.element_size() != 2):
         return None
     try:
         from kernels import triton_compress24

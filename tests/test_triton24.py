@@ -88,7 +88,14 @@ def test_interpreted_select_and_place_kernels_equal_the_torch_paths():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (compiles for it)")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_select_and_place_equal_the_torch_paths_on_the_gpu(dtype):
-    from kernels.compressed24 import compress, decompress, group_indices, place, select
+    from kernels.compressed24 import (
+        Compressed24,
+        compress,
+        decompress,
+        group_indices,
+        place,
+        select,
+    )
     from kernels.masks import make_mask_pair
 
     g = torch.Generator(device="cuda").manual_seed(6)
@@ -100,7 +107,8 @@ def test_select_and_place_equal_the_torch_paths_on_the_gpu(dtype):
             ref = dense.reshape(512, 256, 4).gather(-1, group_indices(meta)).reshape(512, 512)
             assert torch.equal(values, ref)
             assert torch.equal(place(values, meta), w * m)
-            assert torch.equal(place(values, meta), decompress(type(compress(w * m))(ref, meta)))
+            assert torch.equal(place(values, meta), decompress(Compressed24(ref, meta)))
+    assert torch.equal(compress(w * m).values, select(w, meta))  # fp32 compresses through torch
 
 
 @pytest.mark.gpu
