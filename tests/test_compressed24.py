@@ -52,3 +52,15 @@ def test_more_than_two_in_a_group_names_row_group_and_rule():
 def test_shapes_the_format_cannot_hold_are_refused(shape):
     with pytest.raises(CellSpecError, match="multiple of 32"):
         compress(torch.zeros(shape))
+
+
+def test_a_half_mask_must_keep_exactly_two_of_every_four():
+    """A Block-Shock half trains its kept values as N_out x N_in/2: a group keeping one (or
+    three) would shift every later value of its row, so it is refused by name."""
+    from kernels.compressed24 import kept_positions
+
+    m = make_mask_pair("random_2of4", torch.randn(8, 64))[0]
+    assert kept_positions(m, "ok").shape == (8, 2)
+    m[3, 8:12] = torch.tensor([True, False, False, False])
+    with pytest.raises(MaskError, match=r"cell y: .* exactly 2 of every 4 .* row 3, group 2 .* 1"):
+        kept_positions(m, "cell y")
