@@ -128,14 +128,7 @@ def _expand_tile(pairs, nibbles, DTYPE: tl.constexpr):
     v0 = (pairs & 0xFFFF).to(tl.int64)
     v1 = ((pairs >> 16) & 0xFFFF).to(tl.int64)
     dense = (v0 << ((nibbles & 3) * 16).to(tl.int64)) | (v1 << ((nibbles >> 2) * 16).to(tl.int64))
-    lo = dense.to(tl.int32)
-    hi = (dense >> 32).to(tl.int32)
-    w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
-    w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
-    w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    # interleave(interleave(w0, w2), interleave(w1, w3)) puts w_p at column 4g + p.
-    return tl.interleave(tl.interleave(w0, w2), tl.interleave(w1, w3))
+    return _lanes_to_tile(dense.to(tl.int32), (dense >> 32).to(tl.int32), DTYPE)
 
 
 @triton.jit
