@@ -298,7 +298,7 @@ class BlockShock(Method):
 
     def build(self, a):
         self.mask = self._half_mask(a)
-        self.kept = kept_positions(self.mask, f"{a.mask_name} on {self.name}")
+        self.mask_where, self._kept = f"{a.mask_name} on {self.name}", None
         bias = a.bias if self.rank == 0 else None
         x_example = torch.randn(
             a.batch, a.weight.shape[1], dtype=a.weight.dtype, device=a.weight.device
@@ -339,25 +339,32 @@ class BlockShock(Method):
         """W * M_g in the full layout, what the 2:4 halves are compressed from."""
         return (w * self.mask).contiguous()
 
+    def kept(self) -> torch.Tensor:
+        """The meta words of this rank's mask, made when training first needs them (a forward
+        never does; a mask that keeps other than two of every four is refused here)."""
+        if self._kept is None:
+            self._kept = kept_positions(self.mask, self.mask_where)
+        return self._kept
+
     def shard(self, w):
-        return select(w, self.kept)
+        return select(w, self.kept())
 
     def shard_rows(self, w_rows, rows):
-        return select(w_rows, self.kept[rows]), rows
+        return select(w_rows, self.kept()[rows]), rows
 
     def grad_weight(self, x, grad_y):
         """grad_Y^T X at the kept positions: a dense GEMM, then its kept values read out (no
         sparse-output kernel is used)."""
-        return select(torch.mm(grad_y.t(), x), self.kept)
+        return select(torch.mm(grad_y.t(), x), self.kept())
 
     def load_weight(self, w_local, mask=None):
         """Re-compress the forward half (and W_g^T for the 2:4 backward) from new kept values
         (shaped like `shard(W)`), or, with `mask`, from a whole masked W_g whose mask replaces
         this rank's (T1m re-chooses it and trains a full master)."""
         if mask is None:
-            w_local = place(w_local, self.kept)
+            w_local = place(w_local, self.kept())
         else:
-            self.mask, self.kept = mask, None  # T1m never reads kept values again
+            self.mask, self._kept = mask, None  # made again from this mask if ever needed
         self.half.recompress(w_local)
         if self.half_t is not None:
             self.half_t.recompress(w_local.t())
