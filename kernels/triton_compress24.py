@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from kernels.compressed24 import COLUMNS_PER_WORD, Compressed24
+from kernels.triton24 import _group_nibbles
 
 BLOCK_R = 32
 WORDS = 4  # meta words per program row: 128 input columns
@@ -54,6 +55,27 @@ def _nonzero(w):
 
 
 @triton.jit
+def _group_lanes(w_ptr, rows, g0, stride_r, stride_c, G: tl.constexpr):
+    """Lanes 0..3 (four rows x G tensors) of groups g0.. of `rows`: one 2-D load, coalesced
+    along whichever stride is 1, then lane p = 2a + b of the (a, b) split."""
+    in_cols = g0 * 4 + tl.arange(0, 4 * G)
+    tile = tl.load(w_ptr + rows[:, None] * stride_r + in_cols[None, :] * stride_c)
+    even, odd = tl.split(tl.reshape(tile, (rows.shape[0], G, 2, 2)))
+    w0, w2 = tl.split(even)
+    w1, w3 = tl.split(odd)
+    return w0, w1, w2, w3
+
+
+@triton.jit
+def _store_pairs(values_ptr, rows, g0, n_groups, v0, v1):
+    """Each group's two kept values, side by side, at groups g0.. of `rows` of the values."""
+    G: tl.constexpr = v0.shape[1]
+    cols = 2 * g0 + tl.arange(0, 2 * G)
+    pairs = tl.reshape(tl.join(v0, v1), (rows.shape[0], 2 * G))
+    tl.store(values_ptr + rows[:, None] * (2 * n_groups) + cols[None, :], pairs)
+
+
+@triton.jit
 def _compress24_kernel(
     w_ptr,
     values_ptr,
@@ -69,23 +91,16 @@ def _compress24_kernel(
     G: tl.constexpr = WORDS * 8
     rows = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
     g0 = tl.program_id(1) * G
-    in_cols = g0 * 4 + tl.arange(0, 4 * G)
-    tile = tl.load(w_ptr + rows[:, None] * stride_r + in_cols[None, :] * stride_c)
-    # one 2-D load (coalesced along whichever stride is 1), then the four lanes of each group:
-    # lane p = 2a + b of the (a, b) split below
-    even, odd = tl.split(tl.reshape(tile, (BLOCK_R, G, 2, 2)))
-    w0, w2 = tl.split(even)
-    w1, w3 = tl.split(odd)
+    w0, w1, w2, w3 = _group_lanes(w_ptr, rows, g0, stride_r, stride_c, G)
     nz0, nz1, nz2, nz3 = _nonzero(w0), _nonzero(w1), _nonzero(w2), _nonzero(w3)
     pattern = nz0 | nz1 << 1 | nz2 << 2 | nz3 << 3
     bad = tl.sum(tl.sum(((nz0 + nz1 + nz2 + nz3) > 2).to(tl.int32), axis=1), axis=0)
     tl.atomic_add(bad_ptr, bad)
     nibble = ((PAIRS >> (pattern * 4).to(tl.int64)) & 0xF).to(tl.int32)
     i0, i1 = nibble & 3, nibble >> 2
-    v0, v1 = _lane(w0, w1, w2, w3, i0), _lane(w0, w1, w2, w3, i1)
-    pairs = tl.reshape(tl.join(v0, v1), (BLOCK_R, 2 * G))
-    cols = 2 * g0 + tl.arange(0, 2 * G)
-    tl.store(values_ptr + rows[:, None] * (2 * n_groups) + cols[None, :], pairs)
+    _store_pairs(
+        values_ptr, rows, g0, n_groups, _lane(w0, w1, w2, w3, i0), _lane(w0, w1, w2, w3, i1)
+    )
     shifts = tl.arange(0, 8) * 4
     words = tl.sum(tl.reshape(nibble, (BLOCK_R, WORDS, 8)) << shifts[None, None, :], axis=2)
     word_cols = tl.program_id(1) * WORDS + tl.arange(0, WORDS)
@@ -97,8 +112,7 @@ def _nibbles(meta_ptr, rows, n_groups, word0, BLOCK_R: tl.constexpr, WORDS: tl.c
     """BLOCK_R x 8 * WORDS index nibbles (i0 | i1 << 2) of the groups from word `word0` on."""
     cols = word0 + tl.arange(0, WORDS)
     words = tl.load(meta_ptr + rows[:, None] * (n_groups // 8) + cols[None, :])
-    shifts = tl.arange(0, 8) * 4
-    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_R, WORDS * 8))
+    return _group_nibbles(words, BLOCK_R, WORDS * 8)
 
 
 @triton.jit
@@ -109,16 +123,10 @@ def _select24_kernel(
     G: tl.constexpr = WORDS * 8
     rows = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
     g0 = tl.program_id(1) * G
-    in_cols = g0 * 4 + tl.arange(0, 4 * G)
-    tile = tl.load(w_ptr + rows[:, None] * stride_r + in_cols[None, :] * stride_c)
-    even, odd = tl.split(tl.reshape(tile, (BLOCK_R, G, 2, 2)))
-    w0, w2 = tl.split(even)
-    w1, w3 = tl.split(odd)
+    w0, w1, w2, w3 = _group_lanes(w_ptr, rows, g0, stride_r, stride_c, G)
     nibble = _nibbles(meta_ptr, rows, n_groups, tl.program_id(1) * WORDS, BLOCK_R, WORDS)
     v0, v1 = _lane(w0, w1, w2, w3, nibble & 3), _lane(w0, w1, w2, w3, nibble >> 2)
-    cols = 2 * g0 + tl.arange(0, 2 * G)
-    pairs = tl.reshape(tl.join(v0, v1), (BLOCK_R, 2 * G))
-    tl.store(values_ptr + rows[:, None] * (2 * n_groups) + cols[None, :], pairs)
+    _store_pairs(values_ptr, rows, g0, n_groups, v0, v1)
 
 
 @triton.jit
@@ -144,11 +152,16 @@ def _place24_kernel(
     tl.store(w_ptr + rows[:, None] * (4 * n_groups) + out_cols[None, :], tile)
 
 
+def _grid(n_out: int, n_in: int) -> tuple[int, int]:
+    """One program per BLOCK_R rows x 32 * WORDS dense columns."""
+    return n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS)
+
+
 def select(w: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
     """`compressed24.select` in one pass (any strides of w)."""
     n_out, n_in = w.shape
     values = torch.empty(n_out, n_in // 2, dtype=w.dtype, device=w.device)
-    grid = (n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS))
+    grid = _grid(n_out, n_in)
     _select24_kernel[grid](
         w, meta, values, w.stride(0), w.stride(1), n_in // 4, BLOCK_R=BLOCK_R, WORDS=WORDS
     )
@@ -159,7 +172,7 @@ def place(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
     """`compressed24.place` in one pass."""
     n_out, n_in = values.shape[0], values.shape[1] * 2
     w = torch.empty(n_out, n_in, dtype=values.dtype, device=values.device)
-    grid = (n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS))
+    grid = _grid(n_out, n_in)
     _place24_kernel[grid](values.contiguous(), meta, w, n_in // 4, BLOCK_R=BLOCK_R, WORDS=WORDS)
     return w
 
@@ -180,7 +193,7 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, bad: torch.Tensor) 
     """Write W_g's values and meta into `out`'s buffers (any strides of W_g); add to `bad` the
     number of groups with more than two nonzeros. No host synchronisation."""
     n_out, n_in = w_masked.shape
-    grid = (n_out // BLOCK_R, n_in // (COLUMNS_PER_WORD * WORDS))
+    grid = _grid(n_out, n_in)
     _compress24_kernel[grid](
         w_masked,
         out.values,
