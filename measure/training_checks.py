@@ -125,7 +125,7 @@ def reference_training(
     target: torch.Tensor,
     cfg: TrainConfig,
     steps: int,
-    step_mask: MaskOfStep,
+    step_mask: MaskOfStep | None,
     grad_mask: GradMask,
     collective: str | None,
     world_size: int,
@@ -138,8 +138,9 @@ def reference_training(
     grad_Y[:, i]^T X; SGD and AdamW are elementwise), so the reference trains `chunk_rows` rows
     at a time and hands each chunk's final weights and bounds to `visit(rows, w, bound)`; the
     losses and their bounds are sums over rows. `step_mask(i, rows)` is the effective mask of
-    step i's forward on those rows (fixed, or T1m's); `grad_mask(rows)` masks the gradient
-    (None: T1m's full grad_Y^T X); the master starts as W_0 * grad_mask.
+    step i's forward on those rows (T1m's re-chosen ones; None: the gradient's mask at every
+    step, made once a chunk); `grad_mask(rows)` masks the gradient (None: T1m's full
+    grad_Y^T X); the master starts as W_0 * grad_mask.
     """
     n_out, n_in = w0.shape
     chunk_rows = chunk_rows or max(1, REFERENCE_CHUNK_ELEMENTS // n_in)
@@ -193,7 +194,7 @@ def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, losses, partial
     bound = torch.zeros_like(w)
     dm, dv = torch.zeros_like(w), torch.zeros_like(w)
     for i in range(steps):
-        m = step_mask(i, rows)
+        m = grad_mask if step_mask is None else step_mask(i, rows)
         if frozen is not None:
             w_eff, dw_c = frozen * m, torch.zeros_like(w)
         else:
@@ -273,8 +274,7 @@ def reference_for(
         def grad_mask(rows):
             return effective_mask(kind, args, rows=rows)
 
-        def step_mask(i, rows):
-            return grad_mask(rows)
+        step_mask = None  # the gradient's mask at every step
 
     comparison = WeightComparison(state)
     ref = reference_training(
