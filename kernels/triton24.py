@@ -4,19 +4,22 @@ Why: at small B the product is memory-bound, so a 2:4 half can take 9/16 of a de
 time at best; cuSPARSELt's small-batch kernels sit near half of that floor on Hopper.
 
 Design. Program (n, s) owns BLOCK_N output features and the s-th of SPLIT_K slices of the input
-features. Per K tile it takes the tile's value pairs as int32 words (one word = one group's two
-kept values) and the meta words, builds the dense BLOCK_N x BLOCK_K tile in registers (each
-group's four lanes as one 64-bit word v0 << 16*i0 | v1 << 16*i1, then two interleaves), and feeds
-it as the left operand of a dense tl.dot against the X^T tile (BLOCK_K x BLOCK_B, B padded to 16
-or more): the accumulator is BLOCK_N x BLOCK_B in fp32. Two ways to fetch the tiles:
-- pointer loads (`_sparse24_mm_kernel`): per-element pointers, cp.async for the weight tiles;
+features. Per K tile (BLOCK_K columns = H pairs of groups) it reads the compressed bytes as
+int64 words (one word = two groups' value pairs) and meta bytes (one byte = their two index
+nibbles), and never builds the dense tile: the sum over a group's four columns splits into four
+lanes, so W_tile X_tile^T = sum over (even/odd group, lane p) of W_{e,p} X_{e,p}^T, eight dots
+of K = H where W_{e,p} holds lane p of each even (odd) group, a kept value or zero, and X_{e,p}
+the matching columns of X (`_tile_product`). Each W_{e,p} is elementwise in the loaded words and
+bytes, so Triton loads them from shared memory straight into the tensor cores' A-operand
+register layout and expands them there: no shuffle of the weight tile through shared memory
+(the dense-tile version spent a shared-memory round trip and a barrier a tile on it). Only X,
+B x BLOCK_K, is split in registers. The accumulator is BLOCK_N x BLOCK_B in fp32 (B padded to
+16 or more, tl.dot's smallest). Two ways to fetch the tiles:
+- pointer loads (`_sparse24_mm_kernel`);
 - the copy engine (`_sparse24_tma_kernel`, configs named tma_*): tensor descriptors for pairs,
-  meta and X, so the loop has no address arithmetic, X is pipelined too, and rows of X past B
-  arrive as zeros. Sm_90 SASS compiled off the GPU: ~39 loop instructions per group for the
-  pointer kernel with the old select-based expansion, ~30 for this one.
-Each compressed byte is read once; X (small) is re-read by every column block from L2 (at B 64
-and 128-row tiles nearly as many bytes as the weight), which is what BLOCK_N 256 (with SPLIT_K 2
-to keep the SMs busy) buys back. With SPLIT_K > 1 each slice writes fp32 partials and a second
+  meta and X, no address arithmetic in the loop, and rows of X past B arrive as zeros.
+Each compressed byte is read once; X (small) is re-read by every column block from L2, which is
+what BLOCK_N 256 buys back at B 64. With SPLIT_K > 1 each slice writes fp32 partials and a second
 kernel sums them, adds the bias and casts (deterministic, no atomics). Configurations live in
 CONFIGS; kernels/tune24.py picks one per GPU, dtype, shape and B bucket outside any timed region.
 """
@@ -39,10 +42,10 @@ N_OUT_MULTIPLE = 64  # the smallest BLOCK_N
 N_IN_MULTIPLE = 128  # the smallest BLOCK_K (and a multiple of the meta word's 32 columns)
 DTYPES = (torch.bfloat16, torch.float16)
 TMA_ALIGN = 16  # bytes: the copy engine's rule for a tensor's base and row strides
-# How a group's pair and index nibble become four dense lanes (`_expand`): one 64-bit shift
-# word, two 32-bit words, or the 32-bit words in PTX (GPU only).
-EXPANSIONS = ("shift64", "shift32", "asm")
-EXPANSION = "asm"  # the fastest of the three on an H100 (notes/triton24_perf.md)
+# How a group's pair and index nibble become its four lanes (`_group_lanes`): one 64-bit shift
+# word, two 32-bit words, or byte permutes in PTX (GPU only; the interpreter runs the others).
+EXPANSIONS = ("shift64", "shift32", "prmt")
+EXPANSION = "prmt"  # the fewest instructions and the fastest on an H100 (notes/triton24_perf.md)
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,13 @@ def _configs() -> tuple[Config, ...]:
     tiles = ((64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4))
     tiles += ((128, 256, 8, 3), (256, 128, 8, 3), (64, 128, 4, 2), (128, 128, 8, 2))
     pointer = tuple(Config(n, k, s, w, p) for n, k, w, p in tiles for s in (1, 2, 4))
-    # Copy-engine variant: 128-row tiles for B 16-32 (one program per SM at N_out 16384), 256-row
-    # tiles for B 64 (half of X's re-reads from L2, SPLIT_K 2 to keep 128 programs), deep
-    # pipelines (3-4 stages of 18-36 KB) for the bytes in flight one SM needs.
-    tma_tiles = ((128, 128, 4, 4), (128, 256, 8, 3), (128, 128, 8, 4), (256, 128, 8, 3))
-    tma_tiles += ((256, 128, 8, 2), (64, 256, 4, 4), (128, 256, 8, 2))
+    # Copy-engine variant: 64- and 128-row tiles for B 16-32 (one or two programs per SM at
+    # N_out 16384), 128-row tiles of one warpgroup and 3 stages for B 64 (two programs share an
+    # SM, so one's expansion overlaps the other's MMA waits), 256-row tiles (half of X's
+    # re-reads from L2), deep pipelines (3-4 stages) for the bytes in flight one SM needs.
+    tma_tiles = ((64, 128, 4, 4), (64, 256, 4, 4), (128, 128, 4, 3), (128, 128, 4, 4))
+    tma_tiles += ((128, 128, 8, 3), (128, 256, 8, 3), (128, 256, 4, 2), (128, 256, 8, 2))
+    tma_tiles += ((256, 128, 8, 2), (256, 128, 8, 3))
     tma = tuple(Config(n, k, s, w, p, True) for n, k, w, p in tma_tiles for s in (1, 2, 4))
     return pointer + tma
 
@@ -111,73 +116,48 @@ def check_shape(
 
 
 @triton.jit
-def _group_nibbles(words, BLOCK_N: tl.constexpr, G: tl.constexpr):
-    """BLOCK_N x G index nibbles from BLOCK_N x G/8 meta words (group g at bits 4 * (g % 8))."""
-    shifts = tl.arange(0, 8) * 4
-    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_N, G))
-
-
-@triton.jit
-def _expand_tile(pairs, nibbles, DTYPE: tl.constexpr):
-    """Dense BLOCK_N x 4G tile from G groups' value pairs (int32) and index nibbles.
-
-    A group's four dense 16-bit lanes, read as one 64-bit word, are v0 << 16*i0 | v1 << 16*i1:
-    two 64-bit shifts and an or (about half the instructions of per-lane compares and selects,
-    which were most of the old kernel's loop); then the lanes are cut back out and interleaved.
-    """
+def _lanes_shift64(pairs, nibbles):
+    """A group's four dense 16-bit lanes from its pair (int32, v0 low) and index nibble
+    i0 | i1 << 2, as two 32-bit words: lanes 0, 1 in `lo` (low half first), lanes 2, 3 in `hi`.
+    Read as one 64-bit word the lanes are v0 << 16*i0 | v1 << 16*i1: two 64-bit shifts."""
     v0 = (pairs & 0xFFFF).to(tl.int64)
     v1 = ((pairs >> 16) & 0xFFFF).to(tl.int64)
     dense = (v0 << ((nibbles & 3) * 16).to(tl.int64)) | (v1 << ((nibbles >> 2) * 16).to(tl.int64))
-    return _lanes_to_tile(dense.to(tl.int32), (dense >> 32).to(tl.int32), DTYPE)
+    return dense.to(tl.int32), (dense >> 32).to(tl.int32)
 
 
 @triton.jit
-def _lanes_to_tile(lo, hi, DTYPE: tl.constexpr):
-    """Dense BLOCK_N x 4G tile from each group's lanes packed in two 32-bit words: lanes 0, 1
-    in `lo` (low half first), lanes 2, 3 in `hi`."""
-    w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
-    w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
-    w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    # interleave(interleave(w0, w2), interleave(w1, w3)) puts w_p at column 4g + p.
-    return tl.interleave(tl.interleave(w0, w2), tl.interleave(w1, w3))
-
-
-@triton.jit
-def _expand_tile_32(pairs, nibbles, DTYPE: tl.constexpr):
-    """As `_expand_tile` with 32-bit words only: lane word lo = v0 << 16*i0 | v1 << 16*i1 where
-    a shift of 32 or more gives 0, hi the same with 32 taken off each shift (PTX's shl.b32
-    clamps, so on a GPU each where() can fold into the shift)."""
+def _lanes_shift32(pairs, nibbles):
+    """As `_lanes_shift64` in 32-bit words: lo = v0 << 16*i0 | v1 << 16*i1 where a shift of 32
+    or more gives 0, hi the same with 32 taken off each shift."""
     v0 = pairs & 0xFFFF
     v1 = (pairs >> 16) & 0xFFFF
     s0 = (nibbles & 3) << 4
     s1 = (nibbles & 12) << 2
     lo = tl.where(s0 < 32, v0 << (s0 & 31), 0) | tl.where(s1 < 32, v1 << (s1 & 31), 0)
     hi = tl.where(s0 >= 32, v0 << (s0 & 31), 0) | tl.where(s1 >= 32, v1 << (s1 & 31), 0)
-    return _lanes_to_tile(lo, hi, DTYPE)
+    return lo, hi
 
 
 @triton.jit
-def _expand_tile_asm(pairs, nibbles, DTYPE: tl.constexpr):
-    """`_expand_tile_32` in PTX, relying on shl.b32's clamp (a shift of 32 or more gives 0):
-    14 instructions a group, no 64-bit arithmetic. GPU only (the interpreter runs no PTX)."""
-    lo, hi = tl.inline_asm_elementwise(
+def _lanes_prmt(pairs, nibbles):
+    """As `_lanes_shift64` with byte permutes (PTX, GPU only): each lane's source (0 none,
+    1 v0, 2 v1) is a nibble of idx = 1 << 4*i0 | 2 << 4*i1; one prmt looks the four sources up
+    in a 3-byte table of prmt selectors (0x44 zeros, 0x10 v0, 0x32 v1), and one prmt per
+    output word applies them to the pair: 10 instructions a group, no 64-bit arithmetic."""
+    return tl.inline_asm_elementwise(
         asm="""{
-        .reg .b32 v0, v1, s0, s1, t;
-        and.b32 v0, $2, 0xFFFF;
-        shr.b32 v1, $2, 16;
-        and.b32 s0, $3, 3;
-        shl.b32 s0, s0, 4;
-        and.b32 s1, $3, 12;
-        shl.b32 s1, s1, 2;
-        shl.b32 $0, v0, s0;
-        shl.b32 t, v1, s1;
-        or.b32 $0, $0, t;
-        xor.b32 s0, s0, 32;
-        xor.b32 s1, s1, 32;
-        shl.b32 $1, v0, s0;
-        shl.b32 t, v1, s1;
-        or.b32 $1, $1, t;
+        .reg .b32 a, b, i, s;
+        and.b32 a, $3, 3;
+        shl.b32 a, a, 2;
+        and.b32 b, $3, 12;
+        shl.b32 a, 1, a;
+        shl.b32 b, 2, b;
+        or.b32 i, a, b;
+        prmt.b32 s, 0x00321044, 0, i;
+        prmt.b32 $0, $2, 0, s;
+        shr.b32 s, s, 16;
+        prmt.b32 $1, $2, 0, s;
         }""",
         constraints="=r,=r,r,r",
         args=[pairs, nibbles],
@@ -185,18 +165,70 @@ def _expand_tile_asm(pairs, nibbles, DTYPE: tl.constexpr):
         is_pure=True,
         pack=1,
     )
-    return _lanes_to_tile(lo, hi, DTYPE)
 
 
 @triton.jit
-def _expand(pairs, nibbles, DTYPE: tl.constexpr, EXPAND: tl.constexpr):
-    """The expansion named by EXPAND (see EXPANSIONS)."""
+def _group_lanes(pairs, nibbles, EXPAND: tl.constexpr):
+    """The expansion named by EXPAND (see EXPANSIONS): (lo, hi) lane words of each group."""
     if EXPAND == 0:
-        return _expand_tile(pairs, nibbles, DTYPE)
+        return _lanes_shift64(pairs, nibbles)
     elif EXPAND == 1:
-        return _expand_tile_32(pairs, nibbles, DTYPE)
+        return _lanes_shift32(pairs, nibbles)
     else:
-        return _expand_tile_asm(pairs, nibbles, DTYPE)
+        return _lanes_prmt(pairs, nibbles)
+
+
+@triton.jit
+def _pair_nibbles(meta_bytes):
+    """A meta byte's two index nibbles: the even group's (low) and the odd group's (high)."""
+    return meta_bytes & 0xF, (meta_bytes >> 4) & 0xF
+
+
+@triton.jit
+def _lane_dots(pairs, nibbles, x0, x1, x2, x3, acc, DTYPE: tl.constexpr, EXPAND: tl.constexpr):
+    """acc + sum over lanes p of W_p X_p^T: W_p (BLOCK_N x H) holds lane p of each group (a kept
+    value or zero), X_p (BLOCK_B x H) the matching input column of each group."""
+    lo, hi = _group_lanes(pairs, nibbles, EXPAND)
+    w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
+    w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
+    w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    acc = tl.dot(w0, tl.trans(x0), acc)
+    acc = tl.dot(w1, tl.trans(x1), acc)
+    acc = tl.dot(w2, tl.trans(x2), acc)
+    return tl.dot(w3, tl.trans(x3), acc)
+
+
+@triton.jit
+def _split_x(xt):
+    """X tile (BLOCK_B x 8H) -> its eight column sets, r = 4*odd + p: set r holds the columns
+    8j + r (lane p of the even or odd group of pair j). Returned as even lanes 0-3, odd 0-3."""
+    BLOCK_B: tl.constexpr = xt.shape[0]
+    H: tl.constexpr = xt.shape[1] // 8
+    x8 = tl.reshape(xt, (BLOCK_B, H, 2, 2, 2))  # (b, j, odd, p1, p0)
+    xp0, xp1 = tl.split(x8)  # by p0
+    x00, x10 = tl.split(xp0)  # lanes 0, 2 (by p1)
+    x01, x11 = tl.split(xp1)  # lanes 1, 3
+    e0, o0 = tl.split(x00)
+    e2, o2 = tl.split(x10)
+    e1, o1 = tl.split(x01)
+    e3, o3 = tl.split(x11)
+    return e0, e1, e2, e3, o0, o1, o2, o3
+
+
+@triton.jit
+def _tile_product(q, meta_bytes, xt, acc, DTYPE: tl.constexpr, EXPAND: tl.constexpr):
+    """acc + W_tile X_tile^T for one K tile of 8H input columns.
+
+    q (BLOCK_N x H, int64) holds pair j of groups 2j (low word) and 2j+1; meta_bytes (BLOCK_N x H,
+    int32 from uint8) their nibbles; xt is BLOCK_B x 8H. Every step is elementwise on q and the
+    meta bytes, so Triton loads both from shared memory straight into the tensor cores' register
+    layout (the A operand of wgmma); the K order of the eight dots (even/odd group x lane) is
+    X's order after `_split_x`."""
+    e0, e1, e2, e3, o0, o1, o2, o3 = _split_x(xt)
+    even, odd = _pair_nibbles(meta_bytes)
+    acc = _lane_dots(q.to(tl.int32), even, e0, e1, e2, e3, acc, DTYPE, EXPAND)
+    return _lane_dots((q >> 32).to(tl.int32), odd, o0, o1, o2, o3, acc, DTYPE, EXPAND)
 
 
 @triton.jit
@@ -237,28 +269,27 @@ def _sparse24_mm_kernel(
     BLOCK_B: tl.constexpr,
     EXPAND: tl.constexpr,
 ):
-    G: tl.constexpr = BLOCK_K // 4
+    H: tl.constexpr = BLOCK_K // 8  # group pairs a tile
     pid_n = tl.program_id(0)
     pid_s = tl.program_id(1)
     k_len = n_in // SPLIT_K
     k0 = pid_s * k_len
     rows = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-    groups = tl.arange(0, G)
-    ks = tl.arange(0, BLOCK_K)
     bs = tl.arange(0, BLOCK_B)
-    pair_ptrs = pairs_ptr + rows[:, None] * (n_in // 4) + (k0 // 4 + groups)[None, :]
-    meta_ptrs = meta_ptr + rows[:, None] * (n_in // 32) + (k0 // 32 + tl.arange(0, G // 8))[None, :]
-    x_ptrs = x_ptr + bs[None, :] * stride_xb + (k0 + ks)[:, None]
-    x_mask = bs[None, :] < batch
+    # pairs_ptr (int64) and meta_ptr (uint8) both hold N_in / 8 entries a row: one a group pair
+    pair_offs = rows[:, None] * (n_in // 8) + (k0 // 8 + tl.arange(0, H))[None, :]
+    pair_ptrs = pairs_ptr + pair_offs
+    meta_ptrs = meta_ptr + pair_offs
+    x_ptrs = x_ptr + bs[:, None] * stride_xb + (k0 + tl.arange(0, BLOCK_K))[None, :]
+    x_mask = bs[:, None] < batch
     acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
     for _ in range(0, k_len, BLOCK_K):
-        pairs = tl.load(pair_ptrs)
-        words = tl.load(meta_ptrs)
+        q = tl.load(pair_ptrs)
+        meta_bytes = tl.load(meta_ptrs).to(tl.int32)
         xt = tl.load(x_ptrs, mask=x_mask, other=0.0)
-        w = _expand(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE, EXPAND)
-        acc = tl.dot(w, xt, acc)
-        pair_ptrs += G
-        meta_ptrs += G // 8
+        acc = _tile_product(q, meta_bytes, xt, acc, DTYPE, EXPAND)
+        pair_ptrs += H
+        meta_ptrs += H
         x_ptrs += BLOCK_K
     _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K)
 
@@ -286,17 +317,15 @@ def _sparse24_tma_kernel(
     descriptors: no per-element address arithmetic in the loop (the pointer kernel spends about
     a third of its instructions there), X pipelined like the weight tiles, and rows of X past B
     filled with zeros by the copy engine instead of a mask."""
-    G: tl.constexpr = BLOCK_K // 4
     k_len = n_in // SPLIT_K
     k0 = tl.program_id(1) * k_len
     row0 = tl.program_id(0) * BLOCK_N
     acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
     for k in range(k0, k0 + k_len, BLOCK_K):
-        pairs = pairs_desc.load([row0, k // 4])
-        words = meta_desc.load([row0, k // 32])
+        q = pairs_desc.load([row0, k // 8])
+        meta_bytes = meta_desc.load([row0, k // 8]).to(tl.int32)
         xt = x_desc.load([0, k])
-        w = _expand(pairs, _group_nibbles(words, BLOCK_N, G), DTYPE, EXPAND)
-        acc = tl.dot(w, tl.trans(xt), acc)
+        acc = _tile_product(q, meta_bytes, xt, acc, DTYPE, EXPAND)
     _store_tile(acc, bias_ptr, out_ptr, batch, stride_ob, stride_os, DTYPE, HAS_BIAS, SPLIT_K)
 
 
@@ -352,11 +381,13 @@ class Sparse24Matmul:
             )
         self.c, self.bias, self.batch, self.config = c, bias, batch, config
         self.expand = EXPANSIONS.index(expansion or EXPANSION)
-        self.pairs = c.values.view(torch.int32)  # one word = one group's two values
+        # One int64 = two groups' pairs, one meta byte = their two nibbles: N_in / 8 a row each.
+        self.pairs = c.values.view(torch.int64)
+        self.meta_bytes = c.meta.view(torch.uint8)
         if config.tma:
-            g = config.block_k // 4
-            self.pairs_desc = TensorDescriptor.from_tensor(self.pairs, [config.block_n, g])
-            self.meta_desc = TensorDescriptor.from_tensor(c.meta, [config.block_n, g // 8])
+            block = [config.block_n, config.block_k // 8]
+            self.pairs_desc = TensorDescriptor.from_tensor(self.pairs, block)
+            self.meta_desc = TensorDescriptor.from_tensor(self.meta_bytes, block)
         self.partials = None
         if config.split_k > 1:
             self.partials = torch.empty(
@@ -416,7 +447,7 @@ class Sparse24Matmul:
             _sparse24_mm_kernel[grid](
                 x,
                 self.pairs,
-                self.c.meta,
+                self.meta_bytes,
                 bias,
                 target,
                 self.batch,

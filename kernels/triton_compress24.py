@@ -19,7 +19,6 @@ import triton
 import triton.language as tl
 
 from kernels.compressed24 import COLUMNS_PER_WORD, Compressed24
-from kernels.triton24 import _group_nibbles
 
 BLOCK_R = 32
 WORDS = 4  # meta words per program row: 128 input columns
@@ -112,7 +111,8 @@ def _nibbles(meta_ptr, rows, n_groups, word0, BLOCK_R: tl.constexpr, WORDS: tl.c
     """BLOCK_R x 8 * WORDS index nibbles (i0 | i1 << 2) of the groups from word `word0` on."""
     cols = word0 + tl.arange(0, WORDS)
     words = tl.load(meta_ptr + rows[:, None] * (n_groups // 8) + cols[None, :])
-    return _group_nibbles(words, BLOCK_R, WORDS * 8)
+    shifts = tl.arange(0, 8) * 4  # group g at bits 4 * (g % 8) of word g // 8
+    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_R, WORDS * 8))
 
 
 @triton.jit

@@ -18,7 +18,8 @@ from kernels import alg_cache, triton24
 from kernels.compressed24 import Compressed24
 
 ENV = "BS_TRITON24_CACHE"
-KERNEL_VERSION = 3  # 2: the copy-engine variant and the shift-based expansion; 3: PTX expansion
+# 2: the copy-engine variant and the shift-based expansion; 3: PTX expansion; 4: lane-split dots
+KERNEL_VERSION = 4
 SMEM_BUDGET = 200 * 1024  # bytes of shared memory a config may plan for (H100: 227 KB a block)
 ACC_REGS_MAX = 128  # fp32 accumulator registers a thread may hold
 

@@ -51,7 +51,7 @@ def test_interpreted_kernel_matches_float64(mask, dtype, bias, batch):
 
 def test_every_planted_unpacking_bug_fails_the_check():
     figs = {(f["plant"], f["config"]): f for f in _interpreted("--planted")}
-    assert {p for p, _ in figs} == {"swap_indices", "shift_groups", "interleave_order"}
+    assert {p for p, _ in figs} == {"swap_indices", "swap_pair_nibbles", "x_lane_order"}
     assert {c.startswith("tma_") for _, c in figs} == {False, True}  # both kernels
     assert len(figs) == 6
     for (plant, config), fig in figs.items():
@@ -194,8 +194,8 @@ def test_every_config_matches_float64_on_the_gpu(batch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (compiles for it)")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_every_expansion_matches_float64_on_the_gpu(dtype):
-    """The three ways of expanding a group ("asm" is PTX, so only a GPU runs it) in both kernels,
-    against float64 and bitwise against each other (the same dense tile feeds the same dot)."""
+    """The three ways of expanding a group ("prmt" is PTX, so only a GPU runs it) in both kernels,
+    against float64 and bitwise against each other (the same lanes feed the same dots)."""
     from kernels.compressed24 import compress
     from kernels.masks import make_mask_pair
 

@@ -75,39 +75,31 @@ def _create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
     return interpreter.TensorHandle(out, d.dtype.scalar)
 
 
-_expand_original = triton24._expand_tile
+_lanes_original = triton24._group_lanes
+_split_x_original = triton24._split_x
 
 
 @triton.jit
-def _nibbles_shifted_by_one_group(words, BLOCK_N: tl.constexpr, G: tl.constexpr):
-    shifts = (tl.arange(0, 8) + 1) % 8 * 4
-    return tl.reshape((words[:, :, None] >> shifts[None, None, :]) & 0xF, (BLOCK_N, G))
-
-
-@triton.jit
-def _expand_swapped_indices(pairs, nibbles, DTYPE: tl.constexpr):
+def _lanes_swapped_indices(pairs, nibbles, EXPAND: tl.constexpr):
     swapped = ((nibbles & 3) << 2) | ((nibbles >> 2) & 3)
-    return _expand_original(pairs, swapped, DTYPE)
+    return _lanes_original(pairs, swapped, EXPAND)
 
 
 @triton.jit
-def _expand_wrong_interleave(pairs, nibbles, DTYPE: tl.constexpr):
-    v0 = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
-    v1 = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-    i0 = nibbles & 3
-    i1 = (nibbles >> 2) & 3
-    zero = tl.zeros_like(v0)
-    w0 = tl.where(i0 == 0, v0, zero)
-    w1 = tl.where(i0 == 1, v0, tl.where(i1 == 1, v1, zero))
-    w2 = tl.where(i0 == 2, v0, tl.where(i1 == 2, v1, zero))
-    w3 = tl.where(i1 == 3, v1, zero)
-    return tl.interleave(tl.interleave(w0, w1), tl.interleave(w2, w3))
+def _pair_nibbles_swapped(meta_bytes):
+    return (meta_bytes >> 4) & 0xF, meta_bytes & 0xF
+
+
+@triton.jit
+def _split_x_lanes_1_2_swapped(xt):
+    e0, e1, e2, e3, o0, o1, o2, o3 = _split_x_original(xt)
+    return e0, e2, e1, e3, o0, o2, o1, o3
 
 
 PLANTS = {
-    "swap_indices": ("_expand_tile", _expand_swapped_indices),
-    "shift_groups": ("_group_nibbles", _nibbles_shifted_by_one_group),
-    "interleave_order": ("_expand_tile", _expand_wrong_interleave),
+    "swap_indices": ("_group_lanes", _lanes_swapped_indices),
+    "swap_pair_nibbles": ("_pair_nibbles", _pair_nibbles_swapped),
+    "x_lane_order": ("_split_x", _split_x_lanes_1_2_swapped),
 }
 
 
@@ -238,7 +230,7 @@ def main() -> None:
             for n in BATCHES
         )
     ]
-    # The two pure-Triton expansions alternate ("asm" is PTX: the GPU tests cover it).
+    # The two pure-Triton expansions alternate ("prmt" is PTX: the GPU tests cover it).
     for i, case in enumerate(cases):
         expansion = ("shift64", "shift32")[i % 2]
         print(json.dumps(run_case(*case, seed=1000 + i, expansion=expansion)), flush=True)
