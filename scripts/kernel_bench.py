@@ -42,8 +42,8 @@ QUICK = [(n, b) for n in (16384, 32768) for b in (16, 64)]
 SPARSE = ("triton", "cslt", "cslt_padded")
 # The tuner's default search is every candidate; here a core subset keeps the run short (each
 # config compiles once per B bucket; N does not recompile): the pointer kernel's two best of the
-# first H100 run and its split-K one, and the copy-engine (tma_) variant's winning tiles. The time of
-# every config tried is in the JSON and printed after the table. --all-configs searches them all.
+# first H100 run and its split-K one, and the copy-engine (tma_) variant's winning tiles. The time
+# of every config tried is in the JSON and printed after the table. --all-configs searches all.
 CORE_CONFIGS = (
     "n64_k128_s1_w4_p4",
     "n64_k128_s2_w4_p4",
