@@ -80,10 +80,11 @@ def _configs() -> tuple[Config, ...]:
     # Copy-engine variant: 64- and 128-row tiles for B 16-32 (one or two programs per SM at
     # N_out 16384), 128-row tiles of one warpgroup and 3 stages for B 64 (two programs share an
     # SM, so one's expansion overlaps the other's MMA waits), 256-row tiles (half of X's
-    # re-reads from L2), deep pipelines (3-4 stages) for the bytes in flight one SM needs.
+    # re-reads from L2), deep pipelines (3-4 stages) for the bytes in flight one SM needs, and
+    # two stages of 128 x 128 for B 256 (a 64 KB X tile a stage).
     tma_tiles = ((64, 128, 4, 4), (64, 256, 4, 4), (128, 128, 4, 3), (128, 128, 4, 4))
     tma_tiles += ((128, 128, 8, 3), (128, 256, 8, 3), (128, 256, 4, 2), (128, 256, 8, 2))
-    tma_tiles += ((256, 128, 8, 2), (256, 128, 8, 3))
+    tma_tiles += ((256, 128, 8, 2), (256, 128, 8, 3), (128, 128, 8, 2))
     tma = tuple(Config(n, k, s, w, p, True) for n, k, w, p in tma_tiles for s in (1, 2, 4))
     return pointer + tma
 
