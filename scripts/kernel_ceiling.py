@@ -1,8 +1,7 @@
 """Where the Triton 2:4 half loses its time: the production kernel beside stripped copies of it.
 
-Issue 16's kernel reaches 61-71% of its byte floor at B 16-64. Before changing it, this measures
-what the same tiling and pipeline reach when parts of the work are removed (same grid, same
-copy-engine descriptors, same bytes read from the weight):
+Measures what a tiling and pipeline reach when parts of the work are removed (same grid, same
+bytes read from the weight), so a change to the kernel aims at the part that costs:
 - `full_<expansion>`: the production kernel (kernels/triton24.py) with each way of expanding a
   group (triton24.EXPANSIONS), its best configs from the H100 runs, each checked against
   float64 first;
