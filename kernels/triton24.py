@@ -186,14 +186,21 @@ def _pair_nibbles(meta_bytes):
 
 
 @triton.jit
-def _lane_dots(pairs, nibbles, x0, x1, x2, x3, acc, DTYPE: tl.constexpr, EXPAND: tl.constexpr):
-    """acc + sum over lanes p of W_p X_p^T: W_p (BLOCK_N x H) holds lane p of each group (a kept
-    value or zero), X_p (BLOCK_B x H) the matching input column of each group."""
-    lo, hi = _group_lanes(pairs, nibbles, EXPAND)
+def _lane_tiles(lo, hi, DTYPE: tl.constexpr):
+    """The four lane tiles W_0..W_3 (BLOCK_N x H) of a set of groups from their lane words:
+    W_p holds lane p of each group, a kept value or zero."""
     w0 = lo.to(tl.int16).to(DTYPE, bitcast=True)
     w1 = (lo >> 16).to(tl.int16).to(DTYPE, bitcast=True)
     w2 = hi.to(tl.int16).to(DTYPE, bitcast=True)
     w3 = (hi >> 16).to(tl.int16).to(DTYPE, bitcast=True)
+    return w0, w1, w2, w3
+
+
+@triton.jit
+def _lane_dots(lo, hi, x0, x1, x2, x3, acc, DTYPE: tl.constexpr):
+    """acc + sum over lanes p of W_p X_p^T, X_p (BLOCK_B x H) the input column of each group
+    that lane p multiplies."""
+    w0, w1, w2, w3 = _lane_tiles(lo, hi, DTYPE)
     acc = tl.dot(w0, tl.trans(x0), acc)
     acc = tl.dot(w1, tl.trans(x1), acc)
     acc = tl.dot(w2, tl.trans(x2), acc)
@@ -228,8 +235,10 @@ def _tile_product(q, meta_bytes, xt, acc, DTYPE: tl.constexpr, EXPAND: tl.conste
     X's order after `_split_x`."""
     e0, e1, e2, e3, o0, o1, o2, o3 = _split_x(xt)
     even, odd = _pair_nibbles(meta_bytes)
-    acc = _lane_dots(q.to(tl.int32), even, e0, e1, e2, e3, acc, DTYPE, EXPAND)
-    return _lane_dots((q >> 32).to(tl.int32), odd, o0, o1, o2, o3, acc, DTYPE, EXPAND)
+    lo, hi = _group_lanes(q.to(tl.int32), even, EXPAND)
+    acc = _lane_dots(lo, hi, e0, e1, e2, e3, acc, DTYPE)
+    lo, hi = _group_lanes((q >> 32).to(tl.int32), odd, EXPAND)
+    return _lane_dots(lo, hi, o0, o1, o2, o3, acc, DTYPE)
 
 
 @triton.jit

@@ -5,11 +5,14 @@ bytes read from the weight), so a change to the kernel aims at the part that cos
 - `full_<expansion>`: the production kernel (kernels/triton24.py) with each way of expanding a
   group (triton24.EXPANSIONS), its best configs from the H100 runs, each checked against
   float64 first;
-- `no_expand`: loads pairs, meta and X as `full` does, but multiplies the pairs as a dense
-  N x N/2 tile against half of X's columns: no expansion, the same weight bytes (the product is
-  not Y; it bounds what any expansion can reach);
-- `stream`: loads pairs and meta only and folds them into an integer sum: the pure streaming
-  rate of this tiling;
+- the production loop with one part removed (`ABLATIONS`, same grid and descriptors, not Y):
+  `no_expand` (each lane tile is its pair word's raw half), `no_x_split` (every dot multiplies
+  one H-column X tile from the copy engine, so X is not split in registers and 1/8 of its bytes
+  are read; the smaller X pipeline also changes shared memory and so occupancy), `one_mma` (the
+  eight lane tiles summed elementwise into one dot: the expansion stays, seven MMAs and their
+  waits go);
+- `stream`: loads the pair words and meta bytes only and folds them into an integer sum: the
+  pure streaming rate of this tiling;
 - `dense_half`: torch's dense N x N/2 half (cuBLAS), what TP runs per rank;
 plus the one-pass compress kernel (kernels/triton_compress24.py) against cuSPARSELt's compress
 and the torch reference path. Floors: bytes over the device-copy ceiling measured here.
@@ -37,29 +40,56 @@ from measure import checks  # noqa: E402
 from scripts.kernel_bench import copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
 
 SHAPES = [(16384, 16), (16384, 64), (32768, 16), (32768, 64)]
-CONFIGS = ("tma_n64_k256_s1_w4_p4", "tma_n128_k128_s1_w4_p4", "tma_n256_k128_s2_w8_p3")
+# The tuner's winners on an H100 (reports/data/h100-2026-11-25c): B 16, B 16-32, B 64 (two
+# programs an SM), B 64 (256 rows).
+CONFIGS = (
+    "tma_n64_k256_s1_w4_p4",
+    "tma_n128_k256_s1_w8_p3",
+    "tma_n128_k128_s1_w4_p3",
+    "tma_n256_k128_s2_w8_p3",
+)
+
+
+# What `_ablated_kernel` drops from the production loop (kernels/triton24._tile_product):
+# the expansion (each lane tile is its pair word's raw half, tied to the meta by an xor), the
+# split of X (every dot multiplies one H-column X tile from the copy engine: 1/8 of X's bytes),
+# or seven of the eight MMAs (the eight lane tiles summed elementwise into one dot).
+ABLATIONS = {"no_expand": 1, "no_x_split": 2, "one_mma": 3}
 
 
 @triton.jit
-def _no_expand_kernel(
-    x_desc, pairs_desc, meta_desc, out_ptr, n_in, stride_ob, stride_os,
+def _ablated_kernel(
+    x_desc, xh_desc, pairs_desc, meta_desc, out_ptr, n_in, stride_ob, stride_os,
     DTYPE: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_B: tl.constexpr,
+    BLOCK_B: tl.constexpr, DROP: tl.constexpr, EXPAND: tl.constexpr,
 ):  # fmt: skip
-    G: tl.constexpr = BLOCK_K // 4
+    """The production kernel's loop with one part removed (ABLATIONS); not Y."""
     k_len = n_in // SPLIT_K
     k0 = tl.program_id(1) * k_len
     row0 = tl.program_id(0) * BLOCK_N
     acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
-    keep = tl.zeros((BLOCK_N, G // 8), dtype=tl.int32)
     for k in range(k0, k0 + k_len, BLOCK_K):
-        pairs = pairs_desc.load([row0, k // 4])
-        keep ^= meta_desc.load([row0, k // 32])
-        xt = x_desc.load([0, k // 2])
-        lo = (pairs & 0xFFFF).to(tl.int16).to(DTYPE, bitcast=True)
-        hi = (pairs >> 16).to(tl.int16).to(DTYPE, bitcast=True)
-        acc = tl.dot(tl.interleave(lo, hi), tl.trans(xt), acc)
-    acc += tl.sum(keep, axis=1).to(tl.float32)[:, None] * 1e-30
+        q = pairs_desc.load([row0, k // 8])
+        even, odd = triton24._pair_nibbles(meta_desc.load([row0, k // 8]).to(tl.int32))
+        if DROP == 2:
+            xh = xh_desc.load([0, k // 8])
+            e0, e1, e2, e3, o0, o1, o2, o3 = xh, xh, xh, xh, xh, xh, xh, xh
+        else:
+            e0, e1, e2, e3, o0, o1, o2, o3 = triton24._split_x(x_desc.load([0, k]))
+        if DROP == 1:
+            lo_e, hi_e = q.to(tl.int32) ^ even, q.to(tl.int32) ^ (even << 16)
+            lo_o, hi_o = (q >> 32).to(tl.int32) ^ odd, (q >> 32).to(tl.int32) ^ (odd << 16)
+        else:
+            lo_e, hi_e = triton24._group_lanes(q.to(tl.int32), even, EXPAND)
+            lo_o, hi_o = triton24._group_lanes((q >> 32).to(tl.int32), odd, EXPAND)
+        if DROP == 3:
+            a0, a1, a2, a3 = triton24._lane_tiles(lo_e, hi_e, DTYPE)
+            b0, b1, b2, b3 = triton24._lane_tiles(lo_o, hi_o, DTYPE)
+            w = ((a0 + a1) + (a2 + a3)) + ((b0 + b1) + (b2 + b3))
+            acc = tl.dot(w, tl.trans(e0), acc)
+        else:
+            acc = triton24._lane_dots(lo_e, hi_e, e0, e1, e2, e3, acc, DTYPE)
+            acc = triton24._lane_dots(lo_o, hi_o, o0, o1, o2, o3, acc, DTYPE)
     _store(acc, out_ptr, stride_ob, stride_os)
 
 
@@ -68,17 +98,18 @@ def _stream_kernel(
     pairs_desc, meta_desc, out_ptr, n_in, stride_ob, stride_os, SPLIT_K: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr,
 ):  # fmt: skip
-    G: tl.constexpr = BLOCK_K // 4
+    """Loads the pair words and meta bytes only, folded into an integer sum."""
+    H: tl.constexpr = BLOCK_K // 8
     k_len = n_in // SPLIT_K
     k0 = tl.program_id(1) * k_len
     row0 = tl.program_id(0) * BLOCK_N
-    fold = tl.zeros((BLOCK_N, G), dtype=tl.int32)
-    keep = tl.zeros((BLOCK_N, G // 8), dtype=tl.int32)
+    fold = tl.zeros((BLOCK_N, H), dtype=tl.int64)
+    keep = tl.zeros((BLOCK_N, H), dtype=tl.int32)
     for k in range(k0, k0 + k_len, BLOCK_K):
-        fold ^= pairs_desc.load([row0, k // 4])
-        keep ^= meta_desc.load([row0, k // 32])
-    total = tl.sum(fold, axis=1) + tl.sum(keep, axis=1)
-    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32) + total.to(tl.float32)[:, None]
+        fold ^= pairs_desc.load([row0, k // 8])
+        keep ^= meta_desc.load([row0, k // 8]).to(tl.int32)
+    total = tl.sum(fold, axis=1).to(tl.float32) + tl.sum(keep, axis=1).to(tl.float32)
+    acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32) + total[:, None]
     _store(acc, out_ptr, stride_ob, stride_os)
 
 
@@ -92,13 +123,14 @@ def _store(acc, out_ptr, stride_ob, stride_os):
     tl.store(ptrs, acc)
 
 
-def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config):
-    """A forward of the stripped kernel `kind` with `cfg`'s tiling (fp32 partial outputs)."""
+def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config, expansion: str | None = None):
+    """A forward of the stripped kernel `kind` (an ABLATIONS key or "stream") with `cfg`'s tiling,
+    the production kernel's descriptors and expansion (fp32 partial outputs)."""
     n_out, n_in = c.shape
     bb = triton24.block_b(x.shape[0])
-    g = cfg.block_k // 4
-    pairs = TensorDescriptor.from_tensor(c.values.view(torch.int32), [cfg.block_n, g])
-    meta = TensorDescriptor.from_tensor(c.meta, [cfg.block_n, g // 8])
+    h = cfg.block_k // 8
+    pairs = TensorDescriptor.from_tensor(c.values.view(torch.int64), [cfg.block_n, h])
+    meta = TensorDescriptor.from_tensor(c.meta.view(torch.uint8), [cfg.block_n, h])
     out = torch.empty(cfg.split_k, bb, n_out, dtype=torch.float32, device=x.device)
     grid = (n_out // cfg.block_n, cfg.split_k)
     common = dict(SPLIT_K=cfg.split_k, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, BLOCK_B=bb,
@@ -107,10 +139,12 @@ def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config):
         return lambda: _stream_kernel[grid](
             pairs, meta, out, n_in, out.stride(1), out.stride(0), **common
         )
-    xd = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, cfg.block_k // 2])
-    return lambda: _no_expand_kernel[grid](
-        xd, pairs, meta, out, n_in, out.stride(1), out.stride(0), DTYPE=tl.bfloat16, **common
-    )
+    xd = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, cfg.block_k])
+    xh = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, h])
+    args = (xd, xh, pairs, meta, out, n_in, out.stride(1), out.stride(0))
+    expand = triton24.EXPANSIONS.index(expansion or triton24.EXPANSION)
+    tail = dict(DTYPE=tl.bfloat16, DROP=ABLATIONS[kind], EXPAND=expand, **common)
+    return lambda: _ablated_kernel[grid](*args, **tail)
 
 
 def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
@@ -134,8 +168,8 @@ def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
             figs = checks.error_figures(out, ref, absref, bound)
             checks.assert_correct(figs, f"N={n} B={batch} {name} {expansion}")
             kinds[f"full_{expansion}"] = lambda mm=mm, out=out: mm(x, out)
-        kinds["no_expand"] = stripped("no_expand", c, x, cfg)
-        kinds["stream"] = stripped("stream", c, x, cfg)
+        for kind in (*ABLATIONS, "stream"):
+            kinds[kind] = stripped(kind, c, x, cfg)
         for kind, fn in kinds.items():
             ms = graph_ms([fn])
             pct = 100 * floor_ms(sparse_bytes, ceiling) / ms
