@@ -124,26 +124,21 @@ def _store(acc, out_ptr, stride_ob, stride_os):
 
 
 def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config, expansion: str | None = None):
-    """A forward of the stripped kernel `kind` (an ABLATIONS key or "stream") with `cfg`'s tiling,
-    the production kernel's descriptors and expansion (fp32 partial outputs)."""
+    """A forward of the stripped kernel `kind` (an ABLATIONS key or "stream") with `cfg`'s tiling
+    and the production kernel's own descriptors and expansion (fp32 partial outputs)."""
+    mm = triton24.Sparse24Matmul(c, None, x.shape[0], cfg, "ceiling", expansion)
     n_out, n_in = c.shape
     bb = triton24.block_b(x.shape[0])
-    h = cfg.block_k // 8
-    pairs = TensorDescriptor.from_tensor(c.values.view(torch.int64), [cfg.block_n, h])
-    meta = TensorDescriptor.from_tensor(c.meta.view(torch.uint8), [cfg.block_n, h])
     out = torch.empty(cfg.split_k, bb, n_out, dtype=torch.float32, device=x.device)
     grid = (n_out // cfg.block_n, cfg.split_k)
     common = dict(SPLIT_K=cfg.split_k, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, BLOCK_B=bb,
                   num_warps=cfg.num_warps, num_stages=cfg.num_stages)  # fmt: skip
+    weight_and_out = (mm.pairs_desc, mm.meta_desc, out, n_in, out.stride(1), out.stride(0))
     if kind == "stream":
-        return lambda: _stream_kernel[grid](
-            pairs, meta, out, n_in, out.stride(1), out.stride(0), **common
-        )
-    xd = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, cfg.block_k])
-    xh = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, h])
-    args = (xd, xh, pairs, meta, out, n_in, out.stride(1), out.stride(0))
-    expand = triton24.EXPANSIONS.index(expansion or triton24.EXPANSION)
-    tail = dict(DTYPE=tl.bfloat16, DROP=ABLATIONS[kind], EXPAND=expand, **common)
+        return lambda: _stream_kernel[grid](*weight_and_out, **common)
+    xh = TensorDescriptor(x, [x.shape[0], n_in], [x.stride(0), 1], [bb, cfg.block_k // 8])
+    args = (mm._x_descriptor(x), xh, *weight_and_out)
+    tail = dict(DTYPE=tl.bfloat16, DROP=ABLATIONS[kind], EXPAND=mm.expand, **common)
     return lambda: _ablated_kernel[grid](*args, **tail)
 
 
