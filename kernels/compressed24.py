@@ -5,9 +5,10 @@ needs a layout it can read with wide loads. Per row, every group of 4 input colu
 
 - `values`: N_out x N_in/2, the weight's dtype, the two kept values of group g at columns 2g and
   2g+1 in increasing input-column order. Read as int32, one word is one group's pair (the value
-  at column 2g in the low half): the kernel loads 16-byte vectors of whole groups.
+  at column 2g in the low half); the kernel reads int64 words, two groups' pairs each.
 - `meta`: N_out x N_in/32 int32. Group g's two in-group indices (i0 < i1, each 2 bits) form the
-  nibble i0 | i1 << 2 at bits 4*(g % 8) of word g // 8: 16 indices per word.
+  nibble i0 | i1 << 2 at bits 4*(g % 8) of word g // 8: 16 indices per word. Read as bytes,
+  byte j holds groups 2j (low nibble) and 2j + 1, the two groups of the kernel's int64 word j.
 
 At 16-bit values that is N_in * 2 + N_in / 8 bytes a row against N_in * 2 * 2 dense: 9/16.
 A group with fewer than two nonzeros (a kept weight that is exactly zero) keeps its nonzero and
