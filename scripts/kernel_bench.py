@@ -216,7 +216,6 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
         r.cold_ms = statistics.median(r.cold_rounds_ms) if copies > 1 else r.warm_ms
         r.pct_floor_warm = 100 * r.floor_ms / r.warm_ms
         r.pct_floor_cold = 100 * r.floor_ms / r.cold_ms
-    del timed
     shape["results"] = {k: asdict(v) for k, v in shape["results"].items()}
     return shape
 
