@@ -2,7 +2,6 @@
 powercap tree the test writes, and the paths that must say `unavailable` instead of a number."""
 
 import os
-import threading
 import time
 
 import pytest
@@ -13,36 +12,53 @@ from measure import energy, nvml
 from tests import rank_tasks
 
 
+class Powercap:
+    """A powercap folder (`root`) whose counter advances only when `run` says work happened.
+
+    The counter moves by watts x seconds of a real sleep, written whole as sysfs gives it, so a
+    window's joules are exact and its seconds real. A thread ticking the counter in real time made
+    the reading depend on when a busy 2-core CI machine scheduled that thread (39 W read for 50)."""
+
+    def __init__(self, root, watts: float, start_uj: int = 0, wrap: int = 2**32):
+        self.root, self.watts, self.wrap = root, watts, wrap
+        (root / "max_energy_range_uj").write_text(str(wrap))
+        self.uj = start_uj
+        self._write()
+
+    def _write(self):
+        tmp = self.root / "energy_uj.tmp"
+        tmp.write_text(str(self.uj % self.wrap))
+        os.replace(tmp, self.root / "energy_uj")  # whole values only
+
+    def run(self, seconds: float, sleep=time.sleep):
+        sleep(seconds)
+        self.uj += round(self.watts * seconds * 1e6)
+        self._write()
+
+
 @pytest.fixture
 def powercap(tmp_path):
-    """A powercap folder whose counter a thread advances at 50 W (50 uJ per us) in real time."""
-    (tmp_path / "max_energy_range_uj").write_text(str(2**32))
-    counter = tmp_path / "energy_uj"
-    counter.write_text("0")
-    tmp = tmp_path / "energy_uj.tmp"
-    stop = threading.Event()
-    t0 = time.perf_counter()
-
-    def tick():
-        while not stop.is_set():
-            tmp.write_text(str(int((time.perf_counter() - t0) * 50e6) % 2**32))
-            os.replace(tmp, counter)  # whole values only, as sysfs gives
-            time.sleep(0.002)
-
-    th = threading.Thread(target=tick, daemon=True)
-    th.start()
-    yield tmp_path
-    stop.set()
-    th.join()
+    return Powercap(tmp_path, watts=50.0)
 
 
 def test_rapl_window_reads_the_counter_over_a_real_interval(powercap):
-    meter = energy.RaplMeter(powercap)
+    meter = energy.RaplMeter(powercap.root)
     meter.begin_window("w")
-    time.sleep(0.2)
+    powercap.run(0.2)
     w = meter.end_window("w")
-    assert w.seconds == pytest.approx(0.2, abs=0.05)
-    assert w.watts == pytest.approx(50, rel=0.15)
+    assert w.joules == pytest.approx(10.0, abs=1e-6)
+    assert w.seconds >= 0.2  # a real clock: the sleep is a lower bound, scheduling only adds
+    assert w.watts == pytest.approx(w.joules / w.seconds)
+
+
+def test_rapl_window_across_the_counter_wrap_counts_forward(tmp_path):
+    pc = Powercap(tmp_path, watts=50.0, start_uj=2**32 - 3_000_000)  # 3 J before the wrap
+    meter = energy.RaplMeter(tmp_path)
+    meter.begin_window("w")
+    pc.run(0.2)  # 10 J: the counter reads 7 J after wrapping
+    w = meter.end_window("w")
+    assert int((tmp_path / "energy_uj").read_text()) == 7_000_000
+    assert w.joules == pytest.approx(10.0, abs=1e-6)
 
 
 def test_idle_is_subtracted_and_split_per_forward_and_token():
@@ -93,10 +109,13 @@ def test_missing_nvml_library_is_unavailable(monkeypatch):
         nvml.handle(torch.device("cuda", 0))
 
 
-def test_idle_power_reads_a_real_interval_after_settling(powercap):
-    idle = energy.idle_power(energy.RaplMeter(powercap), 0.1)
+def test_idle_power_reads_a_real_interval_after_settling(powercap, monkeypatch):
+    real_sleep = time.sleep
+    monkeypatch.setattr(energy.time, "sleep", lambda s: powercap.run(s, sleep=real_sleep))
+    idle = energy.idle_power(energy.RaplMeter(powercap.root), 0.1)
     assert idle.settle_s == 0.0 and idle.seconds >= 0.1
-    assert idle.watts == pytest.approx(50, rel=0.2)
+    assert idle.joules == pytest.approx(5.0, abs=1e-6)
+    assert idle.watts == pytest.approx(idle.joules / idle.seconds)
 
 
 def test_energy_window_ends_on_the_same_forward_on_every_rank(gloo_pair):
