@@ -19,6 +19,7 @@ from measure.cellbuild import preflight, unavailable_here
 from measure.matrix import DEFAULT_PATH, load_matrix
 from measure.phases import TaskOptions
 from measure.policy import DEFAULT_POLICY, TimingPolicy
+from measure.policy import OPTIONS as POLICY_OPTIONS
 from measure.ranks import PoolRegistry, Timeouts, launched_by_torchrun, timeout_problem
 from measure.session import BenchSession
 
@@ -166,24 +167,10 @@ def _device_type(config) -> str:
     return want
 
 
-# Each timing option and the policy field it sets.
-TIMING_OPTIONS = {
-    "--bs-min-samples": "min_samples",
-    "--bs-min-time": "min_time_s",
-    "--bs-max-time": "max_time_s",
-    "--bs-max-noise": "max_noise",
-    "--bs-sample-time": "sample_s",
-    "--bs-warmup": "warmup_s",
-    "--bs-max-duty": "max_duty",
-    "--energy-window": "energy_window_s",
-    "--bs-idle-seconds": "idle_s",
-}
-
-
 def _policy(config, suite):
     """The suite's policy with the options that were given laid over it."""
     policy = suite.timing
-    for opt, key in TIMING_OPTIONS.items():
+    for opt, key in POLICY_OPTIONS.items():
         v = config.getoption(opt)
         if v is not None:
             problem = TimingPolicy.problem(key, v)

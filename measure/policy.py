@@ -11,6 +11,7 @@ after `warmup_s` of forwards, each warm sample lasting about `sample_s`; energy 
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -71,3 +72,27 @@ class TimingPolicy:
 
 
 DEFAULT_POLICY = TimingPolicy()
+
+# Each command-line option (pytest's `--bs-*`) and the policy field it sets.
+OPTIONS = {
+    "--bs-min-samples": "min_samples",
+    "--bs-min-time": "min_time_s",
+    "--bs-max-time": "max_time_s",
+    "--bs-max-noise": "max_noise",
+    "--bs-sample-time": "sample_s",
+    "--bs-warmup": "warmup_s",
+    "--bs-max-duty": "max_duty",
+    "--energy-window": "energy_window_s",
+    "--bs-idle-seconds": "idle_s",
+}
+
+
+def options_in(args: list[str]) -> dict[str, float]:
+    """The policy fields an argument list for pytest sets (`--bs-min-time=2` or `--bs-min-time
+    2`; the last one given wins, as in pytest), so a study that passes arguments through to its
+    pytest runs estimates and hashes the policy those runs will use."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for opt, key in OPTIONS.items():
+        parser.add_argument(opt, dest=key, type=float)
+    known, _ = parser.parse_known_args(args)
+    return {k: v for k, v in vars(known).items() if v is not None}

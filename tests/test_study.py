@@ -16,9 +16,11 @@ from bench.study import integrity
 from bench.study.classify import kind_from_text, should_retry
 from bench.study.manifest import CellRun, Manifest
 from bench.study.plan import group_pending
+from bench.study.preflight import design_hash, policy_seconds, timing_policy
 from bench.study.progress import status_line
 from bench.study.tables import study_tables
 from common.errors import StudyError
+from measure.matrix import load_matrix
 from tests.conftest import ROOT
 
 MATRIX = str(ROOT / "tests" / "data" / "study_matrix.json")
@@ -70,6 +72,19 @@ def test_preflight_counts_estimates_and_hashes_the_design(planted):
     assert re.search(r"estimated wall time: \d+s", run.stdout)
     m = Manifest.load(out / "manifest.json")
     assert len(m.design_hash) == 64 and m.estimate["total_s"] > 0
+
+
+def test_timing_options_passed_to_pytest_reach_the_estimate_and_the_design_hash():
+    """`--pytest-arg=--bs-min-time=2` makes every phase1 run longer: the estimate and the design
+    hash must see the policy the runs will use, not the suite's alone."""
+    base = timing_policy("study", MATRIX, [])
+    args = ["-p", "tests.study_plant", "--bs-min-time=2", "--bs-warmup", "3", "--bs-warmup=4"]
+    over = timing_policy("study", MATRIX, args)
+    assert over == {**base, "min_time_s": 2.0, "warmup_s": 4.0}  # the last one given wins
+    cells = list(load_matrix(MATRIX).suite("study").cells)
+    timed = next(c for c in cells if c.phase == "phase1")
+    assert policy_seconds(timed, over) - policy_seconds(timed, base) > 3 * (2.0 - 0.02)
+    assert design_hash(cells, over, MATRIX) != design_hash(cells, base, MATRIX)
 
 
 def test_planted_failure_and_hang_are_classified_and_the_rest_pass(planted):

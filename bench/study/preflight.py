@@ -20,6 +20,7 @@ from common.dtypes import DTYPES
 from common.errors import StudyError
 from measure.cell import CellSpec
 from measure.matrix import load_matrix
+from measure.policy import options_in
 
 ROOT = Path(__file__).resolve().parents[2]
 # Seconds per cell beyond its timing policy (inputs, checks, records) and per slice (python,
@@ -67,9 +68,12 @@ def collect_cells(
     return cells
 
 
-def timing_policy(suite: str, matrix: str | None) -> dict:
+def timing_policy(suite: str, matrix: str | None, pytest_args: list[str]) -> dict:
+    """The policy the study's pytest runs will use: the suite's, with the timing options among
+    `pytest_args` laid over it, as the plugin lays them (a bad value is the plugin's error,
+    raised when the cells are collected)."""
     s = load_matrix(matrix or ROOT / "benchmarks.json").suite(suite)
-    return s.timing.as_dict()
+    return s.timing.updated(**options_in(pytest_args)).as_dict()
 
 
 def design_hash(cells: list[CellSpec], timing: dict, matrix: str | None) -> str:

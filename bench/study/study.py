@@ -80,7 +80,7 @@ def _history(folders: list[Path]) -> dict[str, list[float]]:
 
 def preflight(opts: StudyOptions) -> Preflight:
     cells = collect_cells(opts.suite, opts.k, opts.matrix, opts.pytest_args)
-    timing = timing_policy(opts.suite, opts.matrix)
+    timing = timing_policy(opts.suite, opts.matrix, opts.pytest_args)
     machine = Machine.here(opts.launcher.nnodes, gpus_come_with_job=opts.executor == "slurm")
     skipped = {c.name: why for c in cells if (why := cannot_run(c, machine))}
     runnable = [c for c in cells if c.name not in skipped]
