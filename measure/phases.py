@@ -153,6 +153,9 @@ class Phase:
     task: Callable
     timed: bool  # publishes a timing (needs the pool's ceilings for its floor)
     axes: tuple[str, ...] = ()  # the optional cell axes it needs (optimizer, variant, steps)
+    # Stopping-rule measurements its task makes at most (two ranks on CUDA), each after its own
+    # warm-up: what a study's estimate charges a cell before any has been measured.
+    measurements: int = 0
 
 
 # The training phases' tasks live in measure/training_phases.py, which builds on this module;
@@ -179,9 +182,14 @@ PHASES: dict[str, Phase] = {
     p.name: p
     for p in (
         Phase("phase0", run_check, timed=False),
-        Phase("phase1", run_forward_timing, timed=True),
-        Phase("phase2", run_backward, timed=True),
-        Phase("phase3", run_train, timed=True, axes=("optimizer", "variant", "steps")),
+        # forward in graph and eager mode, cold, and its compute and collective apart
+        Phase("phase1", run_forward_timing, timed=True, measurements=5),
+        # backward, forward + backward, and the backward's compute and collective apart
+        Phase("phase2", run_backward, timed=True, measurements=4),
+        # step, backward, grad_W, optimizer, compress
+        Phase(
+            "phase3", run_train, timed=True, axes=("optimizer", "variant", "steps"), measurements=5
+        ),
         Phase("drift", run_drift, timed=False, axes=("steps",)),
     )
 }

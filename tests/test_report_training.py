@@ -45,6 +45,23 @@ def as_gpu(t: pd.DataFrame) -> pd.DataFrame:
     return t.assign(emulated=False)
 
 
+def test_no_cell_makes_more_measurements_than_its_phase_tells_the_study(harness_run):
+    """The study's estimate charges each timed phase `Phase.measurements`: a task that grows a
+    measurement must say so there (phase3 makes all of its five on every rank)."""
+    from measure.phases import PHASES
+
+    _, run_dir = harness_run
+    seen = {}
+    for path in (run_dir / "cells").glob("*/*.json"):
+        doc = json.loads(path.read_text())
+        for rank in doc["ranks"]:
+            seen.setdefault(doc["cell"]["phase"], set()).add(len(rank["timing"]))
+    assert {"phase1", "phase2", "phase3", "drift"} <= set(seen)
+    for phase, counts in seen.items():
+        assert max(counts) <= PHASES[phase].measurements, (phase, counts)
+    assert seen["phase3"] == {5}
+
+
 def test_each_phase_gets_its_own_table_and_plots(harness_run, tmp_path):
     out = build(list(harness_run), tmp_path / "report")
     phase1 = pd.read_csv(out / "tables" / "emulated_phase1.csv")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ from bench.study import integrity
 from bench.study.classify import kind_from_text, should_retry
 from bench.study.manifest import CellRun, Manifest
 from bench.study.plan import group_pending
-from bench.study.preflight import design_hash, policy_seconds, timing_policy
+from bench.study.preflight import (
+    CELL_OVERHEAD_S,
+    design_hash,
+    energy_metered,
+    policy_seconds,
+    timing_policy,
+)
 from bench.study.progress import status_line
 from bench.study.tables import study_tables
 from common.errors import StudyError
@@ -85,6 +92,25 @@ def test_timing_options_passed_to_pytest_reach_the_estimate_and_the_design_hash(
     timed = next(c for c in cells if c.phase == "phase1")
     assert policy_seconds(timed, over) - policy_seconds(timed, base) > 3 * (2.0 - 0.02)
     assert design_hash(cells, over, MATRIX) != design_hash(cells, base, MATRIX)
+
+
+def test_the_estimate_charges_training_cells_their_measurements_and_energy_only_if_metered():
+    """A phase3 cell makes five warmed-up measurements and an energy window: the estimate must
+    not charge it the one second of an untimed cell; `--bs-energy=off` takes the window and its
+    idle baseline off every timed cell and nothing off an untimed one."""
+    t = timing_policy("study", MATRIX, [])
+    cell = load_matrix(MATRIX).suite("study").cells[0]
+    secs = {p: policy_seconds(replace(cell, phase=p), t) for p in ("phase0", "phase1", "phase3")}
+    one = t["warmup_s"] + max(t["min_time_s"], t["min_samples"] * t["sample_s"])
+    assert secs["phase0"] == CELL_OVERHEAD_S
+    assert secs["phase3"] >= CELL_OVERHEAD_S + 5 * one + t["energy_window_s"]
+    assert secs["phase3"] >= secs["phase1"] > secs["phase0"]
+    args = ["--bs-energy", "on", "--bs-energy=off"]  # the last one given wins
+    assert energy_metered([]) and not energy_metered(args)
+    for phase, s in secs.items():
+        off = policy_seconds(replace(cell, phase=phase), t, energy_metered(args))
+        metered = t["energy_window_s"] + t["idle_s"] if phase != "phase0" else 0.0
+        assert s - off == pytest.approx(metered)
 
 
 def test_planted_failure_and_hang_are_classified_and_the_rest_pass(planted):

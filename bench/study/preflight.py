@@ -7,6 +7,7 @@ CellSpec through benchmarks.json to count it by phase, method and world size.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import statistics
@@ -20,6 +21,7 @@ from common.dtypes import DTYPES
 from common.errors import StudyError
 from measure.cell import CellSpec
 from measure.matrix import load_matrix
+from measure.phases import PHASES
 from measure.policy import options_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # torch and pytest start, one rank pool start): rough constants of the model, stated as such.
 CELL_OVERHEAD_S = 1.0
 SLICE_OVERHEAD_S = 8.0
-PHASE1_MEASUREMENTS = 4  # graph and eager, warm and cold, each under the stopping rule
 
 
 def pytest_base(suite: str, matrix: str | None, pytest_args: list[str]) -> list[str]:
@@ -87,20 +88,16 @@ def design_hash(cells: list[CellSpec], timing: dict, matrix: str | None) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def policy_seconds(cell: CellSpec, timing: dict) -> float:
-    """Expected seconds of one cell from the timing policy (phase1: each measurement at its
-    minimum time, plus warm-up, energy window and idle baseline)."""
-    if cell.phase != "phase1":
-        return CELL_OVERHEAD_S
+def policy_seconds(cell: CellSpec, timing: dict, energy: bool = True) -> float:
+    """Expected seconds of one cell from the timing policy: each of its phase's measurements
+    (`Phase.measurements`) warmed up and held to its minimum time, plus the energy window and
+    the idle baseline before it where a timed phase meters energy. A floor more than a forecast:
+    a measurement that does not settle under `max_noise` runs on to `max_time_s`."""
     t = timing
-    measure = max(t["min_time_s"], t["min_samples"] * t["sample_s"])
-    return (
-        CELL_OVERHEAD_S
-        + t["warmup_s"]
-        + PHASE1_MEASUREMENTS * measure
-        + t["energy_window_s"]
-        + t["idle_s"]
-    )
+    phase = PHASES[cell.phase]
+    measure = t["warmup_s"] + max(t["min_time_s"], t["min_samples"] * t["sample_s"])
+    metered = t["energy_window_s"] + t["idle_s"] if phase.timed and energy else 0.0
+    return CELL_OVERHEAD_S + phase.measurements * measure + metered
 
 
 def cell_bytes(cell: CellSpec) -> int:
@@ -173,8 +170,20 @@ class Preflight:
         return out
 
 
+def energy_metered(pytest_args: list[str]) -> bool:
+    """Whether the study's runs meter energy: the plugin's `--bs-energy` (on unless `off`)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--bs-energy", default="on")
+    return parser.parse_known_args(pytest_args)[0].bs_energy != "off"
+
+
 def estimate(
-    cells: list[CellSpec], timing: dict, history: dict[str, list[float]], cycles: int, slices: int
+    cells: list[CellSpec],
+    timing: dict,
+    history: dict[str, list[float]],
+    cycles: int,
+    slices: int,
+    energy: bool = True,
 ) -> tuple[float, int]:
     """(seconds, cells measured before): a cell's median measured duration where earlier
     studies ran it, else its policy estimate; plus a start-up per slice."""
@@ -184,7 +193,7 @@ def estimate(
             total += statistics.median(history[c.name])
             measured += 1
         else:
-            total += policy_seconds(c, timing)
+            total += policy_seconds(c, timing, energy)
     return cycles * total + slices * SLICE_OVERHEAD_S, measured
 
 

@@ -24,6 +24,7 @@ from bench.study.preflight import (
     cannot_run,
     collect_cells,
     design_hash,
+    energy_metered,
     estimate,
     timing_policy,
 )
@@ -87,7 +88,8 @@ def preflight(opts: StudyOptions) -> Preflight:
     sizes = {c.world_size for c in runnable}
     n_slices = len(runnable) if opts.isolation == "cell" else len(sizes)
     history = _history(opts.history + ([opts.out] if (opts.out / "manifest.json").exists() else []))
-    total, measured = estimate(runnable, timing, history, opts.cycles, n_slices * opts.cycles)
+    slices, energy = n_slices * opts.cycles, energy_metered(opts.pytest_args)
+    total, measured = estimate(runnable, timing, history, opts.cycles, slices, energy)
     total += opts.gap_s * max(0, n_slices * opts.cycles - 1)
     return Preflight(
         cells, timing, design_hash(cells, timing, opts.matrix), skipped, total, measured
