@@ -153,9 +153,14 @@ class Phase:
     task: Callable
     timed: bool  # publishes a timing (needs the pool's ceilings for its floor)
     axes: tuple[str, ...] = ()  # the optional cell axes it needs (optimizer, variant, steps)
-    # Stopping-rule measurements its task makes at most (two ranks on CUDA), each after its own
-    # warm-up: what a study's estimate charges a cell before any has been measured.
+    # Stopping-rule measurements its task makes on CUDA, each after its own warm-up, and those
+    # it adds on two or more ranks (compute and collective apart): what a study's estimate
+    # charges a cell before any has been measured.
     measurements: int = 0
+    split_measurements: int = 0
+
+    def measurement_count(self, world_size: int) -> int:
+        return self.measurements + (self.split_measurements if world_size > 1 else 0)
 
 
 # The training phases' tasks live in measure/training_phases.py, which builds on this module;
@@ -182,10 +187,10 @@ PHASES: dict[str, Phase] = {
     p.name: p
     for p in (
         Phase("phase0", run_check, timed=False),
-        # forward in graph and eager mode, cold, and its compute and collective apart
-        Phase("phase1", run_forward_timing, timed=True, measurements=5),
-        # backward, forward + backward, and the backward's compute and collective apart
-        Phase("phase2", run_backward, timed=True, measurements=4),
+        # forward in graph and eager mode and cold (CPU: host and cold)
+        Phase("phase1", run_forward_timing, timed=True, measurements=3, split_measurements=2),
+        # backward, forward + backward
+        Phase("phase2", run_backward, timed=True, measurements=2, split_measurements=2),
         # step, backward, grad_W, optimizer, compress
         Phase(
             "phase3", run_train, timed=True, axes=("optimizer", "variant", "steps"), measurements=5

@@ -46,20 +46,23 @@ def as_gpu(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_no_cell_makes_more_measurements_than_its_phase_tells_the_study(harness_run):
-    """The study's estimate charges each timed phase `Phase.measurements`: a task that grows a
-    measurement must say so there (phase3 makes all of its five on every rank)."""
+    """The study's estimate charges each timed cell `Phase.measurement_count` (as on CUDA, where
+    the forward is timed in two modes, the CPU's one): a task that grows a measurement must say
+    so there. phase3 makes all of its five on every rank."""
     from measure.phases import PHASES
 
     _, run_dir = harness_run
     seen = {}
     for path in (run_dir / "cells").glob("*/*.json"):
         doc = json.loads(path.read_text())
+        phase, ws = doc["cell"]["phase"], doc["cell"]["world_size"]
         for rank in doc["ranks"]:
-            seen.setdefault(doc["cell"]["phase"], set()).add(len(rank["timing"]))
-    assert {"phase1", "phase2", "phase3", "drift"} <= set(seen)
-    for phase, counts in seen.items():
-        assert max(counts) <= PHASES[phase].measurements, (phase, counts)
-    assert seen["phase3"] == {5}
+            seen.setdefault((phase, ws), set()).add(len(rank["timing"]))
+    assert {p for p, _ in seen} == {"phase1", "phase2", "phase3", "drift"}
+    assert {ws for _, ws in seen} == {1, 2}
+    for (phase, ws), counts in seen.items():
+        assert max(counts) <= PHASES[phase].measurement_count(ws), (phase, ws, counts)
+    assert all(counts == {5} for (phase, _), counts in seen.items() if phase == "phase3")
 
 
 def test_each_phase_gets_its_own_table_and_plots(harness_run, tmp_path):

@@ -99,12 +99,14 @@ def test_the_estimate_charges_training_cells_their_measurements_and_energy_only_
     not charge it the one second of an untimed cell; `--bs-energy=off` takes the window and its
     idle baseline off every timed cell and nothing off an untimed one."""
     t = timing_policy("study", MATRIX, [])
-    cell = load_matrix(MATRIX).suite("study").cells[0]
+    cell = replace(load_matrix(MATRIX).suite("study").cells[0], world_size=1)
     secs = {p: policy_seconds(replace(cell, phase=p), t) for p in ("phase0", "phase1", "phase3")}
     one = t["warmup_s"] + max(t["min_time_s"], t["min_samples"] * t["sample_s"])
     assert secs["phase0"] == CELL_OVERHEAD_S
     assert secs["phase3"] >= CELL_OVERHEAD_S + 5 * one + t["energy_window_s"]
-    assert secs["phase3"] >= secs["phase1"] > secs["phase0"]
+    assert secs["phase3"] > secs["phase1"] > secs["phase0"]
+    split = policy_seconds(replace(cell, phase="phase1", world_size=2), t)
+    assert split - secs["phase1"] == pytest.approx(2 * one)  # compute and collective apart
     args = ["--bs-energy", "on", "--bs-energy=off"]  # the last one given wins
     assert energy_metered([]) and not energy_metered(args)
     for phase, s in secs.items():

@@ -89,15 +89,15 @@ def design_hash(cells: list[CellSpec], timing: dict, matrix: str | None) -> str:
 
 
 def policy_seconds(cell: CellSpec, timing: dict, energy: bool = True) -> float:
-    """Expected seconds of one cell from the timing policy: each of its phase's measurements
-    (`Phase.measurements`) warmed up and held to its minimum time, plus the energy window and
-    the idle baseline before it where a timed phase meters energy. A floor more than a forecast:
-    a measurement that does not settle under `max_noise` runs on to `max_time_s`."""
+    """Expected seconds of one cell from the timing policy: each measurement its phase makes on
+    CUDA (`Phase.measurement_count`) warmed up and held to its minimum time, plus the energy
+    window and the idle baseline before it where a timed phase meters energy. A measurement that
+    does not settle under `max_noise` runs on to `max_time_s`, so a noisy machine takes longer."""
     t = timing
     phase = PHASES[cell.phase]
     measure = t["warmup_s"] + max(t["min_time_s"], t["min_samples"] * t["sample_s"])
     metered = t["energy_window_s"] + t["idle_s"] if phase.timed and energy else 0.0
-    return CELL_OVERHEAD_S + phase.measurements * measure + metered
+    return CELL_OVERHEAD_S + phase.measurement_count(cell.world_size) * measure + metered
 
 
 def cell_bytes(cell: CellSpec) -> int:
