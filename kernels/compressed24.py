@@ -89,7 +89,7 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compr
         raise AssertionError("the Triton compress counted a bad group the reference did not")
 
 
-def _triton_compressor(w: torch.Tensor, columns: int | None = None, compressing=False):
+def _triton_compressor(w: torch.Tensor, columns: int | None = None, compressing: bool = False):
     """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes; `columns`:
     the dense width when `w` holds values; its compress reads 16-bit values only), else None."""
     if not w.is_cuda or (compressing and w.element_size() != 2):

@@ -90,7 +90,7 @@ def preflight(opts: StudyOptions) -> Preflight:
     history = _history(opts.history + ([opts.out] if (opts.out / "manifest.json").exists() else []))
     slices, energy = n_slices * opts.cycles, energy_metered(opts.pytest_args)
     total, measured = estimate(runnable, timing, history, opts.cycles, slices, energy)
-    total += opts.gap_s * max(0, n_slices * opts.cycles - 1)
+    total += opts.gap_s * max(0, slices - 1)
     return Preflight(
         cells, timing, design_hash(cells, timing, opts.matrix), skipped, total, measured
     )
