@@ -8,7 +8,7 @@ derived figures go into extra_info.
 
 import pytest
 
-from measure.replay import DEVICE_CLOCK
+from measure.plugin.replay import DEVICE_CLOCK
 
 
 @pytest.mark.benchmark(timer=DEVICE_CLOCK)

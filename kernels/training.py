@@ -9,7 +9,7 @@ Precision: fp32 master weights. The optimizer (torch.optim SGD with momentum 0, 
 torch's defaults and weight_decay 0.01) updates an fp32 copy of what this rank holds; the GEMMs
 run in the cell's dtype on the compute copy that `compress` casts (and compresses) from it. This
 is how mixed-precision training is run, and it keeps the float64 reference one rule: the same
-torch.optim class on a float64 copy (measure/training_checks.py). What a rank holds is
+torch.optim class on a float64 copy (measure/checks/training.py). What a rank holds is
 `layer.shard(W)`: a Block-Shock half's kept values only (N_out x N_in/2; T1 and T2), so its
 master, gradient and optimizer state are as large as the dense half's and hold no zeros.
 

@@ -2,7 +2,7 @@
 
 Everything is written into a temporary folder beside DIR and moved into place only when the
 whole report is built, so a failure leaves DIR as it was; DIR itself is only ever replaced when
-it is a report folder (reports.outdir).
+it is a report folder (reports.render.outdir).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from reports import analysis, outdir, study, train_section
-from reports.load import load
-from reports.outcomes import sort_out
-from reports.render import md_table, page, warning
-from reports.section import section
-from reports.verdicts import verdicts
+from reports.analysis import figures as analysis
+from reports.analysis.verdicts import verdicts
+from reports.read import study
+from reports.read.load import load
+from reports.read.outcomes import sort_out
+from reports.render import outdir, train_section
+from reports.render.html import md_table, page, warning
+from reports.render.section import section
 
 console = Console(stderr=True)
 

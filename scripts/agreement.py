@@ -23,12 +23,12 @@ import time
 import torch
 import triton.testing
 
-from measure import nvml
-from measure.cell import CellSpec
-from measure.cellbuild import build
-from measure.policy import TimingPolicy
-from measure.ranks import RankContext
-from measure.timing import Sampler, capture_graph
+from common.cell import CellSpec
+from measure.cells.build import build
+from measure.machine import nvml
+from measure.ranks.context import RankContext
+from measure.timing.policy import TimingPolicy
+from measure.timing.sampler import Sampler, capture_graph
 
 POLICY = TimingPolicy(min_samples=10, min_time_s=0.5, max_time_s=3, max_noise=0.005)
 BURST_DUTY = 0.4

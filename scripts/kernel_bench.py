@@ -38,7 +38,7 @@ from common.errors import CellSpecError  # noqa: E402
 from kernels import triton24, tune24  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
 from kernels.sparse24 import SemiStructuredHalf  # noqa: E402
-from measure import checks  # noqa: E402
+from measure.checks import bounds as checks  # noqa: E402
 
 FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256)]
 FULL.append((16384, 1024))

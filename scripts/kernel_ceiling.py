@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kernels import triton24  # noqa: E402
 from kernels.compressed24 import compress, compress_into, compress_reference  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
-from measure import checks  # noqa: E402
+from measure.checks import bounds as checks  # noqa: E402
 from scripts.kernel_bench import copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
 
 SHAPES = [(16384, 16), (16384, 64), (32768, 16), (32768, 64)]
-# The tuner's winners on an H100 (reports/data/h100-2026-11-25c): B 16, B 16-32, B 64 (two
+# The tuner's winners on an H100 (reports/published/data/h100-2026-11-25c): B 16, B 16-32, B 64 (two
 # programs an SM), B 64 (256 rows).
 CONFIGS = (
     "tma_n64_k256_s1_w4_p4",

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from measure.ranks import RankContext, RankPool, Timeouts
+from measure.ranks.context import RankContext
+from measure.ranks.failures import Timeouts
+from measure.ranks.pool import RankPool
 
 
 @pytest.fixture(scope="session")

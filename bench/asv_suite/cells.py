@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from measure.matrix import load_matrix
-from measure.phases import TaskOptions
-from measure.policy import MEASUREMENT_VERSION
-from measure.ranks import PoolRegistry
-from measure.records import RunRecords
-from measure.session import BenchSession
+from measure.cells.matrix import load_matrix
+from measure.phases.pipeline import TaskOptions
+from measure.plugin.session import BenchSession
+from measure.ranks.pool import PoolRegistry
+from measure.records.writer import RunRecords
+from measure.timing.policy import MEASUREMENT_VERSION
 
 # asv imports this file from the checkout it runs in, but `measure` from the environment it
 # built for the commit under test (a wheel, without benchmarks.json), so the matrix is read from

@@ -17,12 +17,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.cell import CellSpec
 from common.dtypes import DTYPES
 from common.errors import StudyError
-from measure.cell import CellSpec
-from measure.matrix import load_matrix
+from measure.cells.matrix import load_matrix
 from measure.phases import PHASES
-from measure.policy import options_in
+from measure.timing.policy import options_in
 
 ROOT = Path(__file__).resolve().parents[2]
 # Seconds per cell beyond its timing policy (inputs, checks, records) and per slice (python,

@@ -1,0 +1,132 @@
+"""The one check-then-measure pipeline every phase runs, and what a phase says of itself.
+
+A phase is a rank task with one shape, `task(ctx, cell_dict, method, seed, options) ->
+RankResult`, that the session runs on the cell's rank pool (or torchrun's ranks). Every task
+starts with `checked`: build the cell, compare one forward with float64 under the derived
+bounds, then the exact probe (measure/checks/probe.py: integer inputs on which the result must
+equal float64 bit for bit, so a single wrong weight fails at any K); the ranks agree on the
+verdict, and a cell that failed its check stops there, on every rank, before anything is timed.
+A phase's own check goes through `agree` the same way. `Phase` describes the rest: whether it
+publishes a timing, the optional axes it takes and how many measurements it makes. The table of
+phases is measure/phases/__init__.py; adding a phase is one task module there and one cell
+function in bench/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from common.cell import CellSpec
+from common.dtypes import DTYPES
+from common.errors import CorrectnessError
+from kernels.registry import MethodSpec
+from measure.cells.build import build
+from measure.checks import bounds as checks
+from measure.checks.probe import assert_exact, exact_probe, poisoned_forward
+from measure.records.results import MemoryFigures, RankResult
+from measure.timing.policy import TimingPolicy
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What every rank needs besides the cell: the run's choices (picklable)."""
+
+    backend: str = "auto"
+    mode: str = "graph"
+    energy: bool = True
+    policy: TimingPolicy = TimingPolicy()
+
+
+def check_forward(ctx, cell: CellSpec, layer, x, args) -> checks.ErrorFigures:
+    """Poison the outputs, run one forward of `layer`, compare with float64."""
+    y = poisoned_forward(layer, x)
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+    ref, absref = checks.reference(x, type(layer).effective_weight(args), args.bias)
+    bound = checks.bounds(DTYPES[cell.dtype], cell.N, layer.collective, ctx.world_size)
+    return checks.error_figures(
+        y, ref, absref, bound, checks.count_nonfinite(x, args.weight, args.bias)
+    )
+
+
+def checked(ctx, cell: CellSpec, method: MethodSpec, seed: int, options: TaskOptions):
+    """Build and check the cell; the ranks agree whether every one of them passed."""
+    built = build(ctx, cell, seed, options.backend, method)
+    layer = built.layer
+    half = getattr(layer, "half", None)
+    result = RankResult(
+        rank=ctx.rank,
+        device=str(ctx.device),
+        process_group_backend=ctx.backend if ctx.world_size > 1 else None,
+        shared_device=ctx.shared_device,
+        pool_generation=ctx.generation,
+        kernel_backend=getattr(half, "backend", None) or "dense",
+        emulated=ctx.device.type != "cuda",
+        alg_id=layer.alg_id,
+        alg_source=getattr(half, "alg_source", None),
+        alg_search_error=getattr(half, "search_error", None),
+        seed=seed,
+        memory=MemoryFigures(layer.weight_bytes, built.build_peak_bytes, None),
+    )
+    result.errors = check_forward(ctx, cell, layer, built.x, built.args)
+    exact = exact_probe(
+        ctx,
+        method.cls,
+        cell.N,
+        cell.N_out,
+        cell.B,
+        DTYPES[cell.dtype],
+        cell.bias,
+        built.args.masks,
+        cell.mask,
+        built.args.backend,
+        seed + 2,  # seed + 1 draws the masks
+    )
+    result.exact = exact.as_dict()
+    try:
+        checks.assert_correct(result.errors, cell.name, ctx.rank)
+        assert_exact(exact, cell.name, ctx.rank)
+    except CorrectnessError as e:
+        result.failure = str(e)
+    (any_failed,) = ctx.agree_max(float(result.failure is not None))
+    return built, result, any_failed > 0
+
+
+def timing_modes(ctx, requested: str) -> list[str]:
+    """Timing modes here, the primary first: graph replay needs CUDA and (for two ranks) NCCL,
+    which can be captured; gloo groups and CPUs time eagerly or on the host clock."""
+    if ctx.device.type != "cuda":
+        return ["host"]
+    modes = ["graph", "eager"] if ctx.world_size == 1 or ctx.backend == "nccl" else ["eager"]
+    if requested == "eager" and "eager" in modes:
+        modes = ["eager"] + [m for m in modes if m != "eager"]
+    return modes
+
+
+def agree(ctx, result: RankResult, check) -> bool:
+    """Run `check` (raises CorrectnessError), keep its message; True when every rank passed."""
+    try:
+        check()
+    except CorrectnessError as e:
+        result.failure = str(e)
+    (any_failed,) = ctx.agree_max(float(result.failure is not None))
+    return any_failed == 0
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    task: Callable
+    timed: bool  # publishes a timing (needs the pool's ceilings for its floor)
+    axes: tuple[str, ...] = ()  # the optional cell axes it needs (optimizer, variant, steps)
+    # Stopping-rule measurements its task makes on CUDA, each after its own warm-up, and those
+    # it adds on two or more ranks (compute and collective apart): what a study's estimate
+    # charges a cell before any has been measured.
+    measurements: int = 0
+    split_measurements: int = 0
+
+    def measurement_count(self, world_size: int) -> int:
+        return self.measurements + (self.split_measurements if world_size > 1 else 0)

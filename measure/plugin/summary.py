@@ -1,0 +1,112 @@
+"""The end-of-run table: per (N, B), each method's median and its ratios, with marks; and
+every cell that failed its check or whose rank failed, with no figure (none was published)."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kernels.registry import SUMMARY_BASELINES
+from measure.records.figures import marks
+from measure.records.results import CellResult
+
+
+class Summary:
+    def __init__(self):
+        self.timed: list[CellResult] = []
+        self.failed: list[CellResult] = []
+
+    def add(self, result: CellResult) -> None:
+        if not result.passed:
+            self.failed.append(result)
+        elif result.figures is not None:
+            self.timed.append(result)
+
+    def tables(self) -> list[Table]:
+        groups = defaultdict(list)
+        for r in self.timed:
+            c = r.cell
+            groups[(c.phase, c.N, c.N_out, c.B, c.dtype, c.workload, c.bias)].append(r)
+        out = []
+        for (phase, n, n_out, b, dt, wl, bias), rows in sorted(groups.items()):
+            base = {r.cell.method: _median(r) for r in rows if r.cell.mask is None}
+            shape = f"N={n}" + (f"x{n_out}" if n_out != n else "")
+            emulated = any(r.emulated for r in rows)
+            t = Table(
+                title=f"{phase} ({rows[0].ranks[0].primary}) {shape} B={b} {dt} {wl}"
+                + (" bias" if bias else "")
+                + (" [EMULATED: host clock, CPU]" if emulated else "")
+            )
+            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in SUMMARY_BASELINES)]
+            for col in (*cols, "% floor", "J/token", "marks"):
+                t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
+            for r in sorted(rows, key=lambda r: r.cell.id):
+                info = r.figures
+                extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
+                t.add_row(
+                    " ".join([r.cell.method, *extra]),
+                    r.cell.mask or "-",
+                    str(r.cell.world_size),
+                    _fmt_time(_median(r)),
+                    *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
+                    "-" if info["pct_of_floor"] is None else f"{info['pct_of_floor']:.0f}%",
+                    "-" if info.get("j_per_token") is None else f"{info['j_per_token']:.3g}",
+                    marks(info),
+                )
+            out.append(t)
+        if self.failed:
+            t = Table(title="FAILED cells (no figure published)")
+            for col in ("cell", "status", "kind", "rank", "why"):
+                t.add_column(col)
+            for r in self.failed:
+                why = (r.failure or "").strip().splitlines()
+                t.add_row(
+                    escape(r.cell.name),  # "phase1[...]" is not rich markup
+                    r.status.upper(),
+                    r.failure_kind or "-",
+                    "-" if r.failed_rank is None else str(r.failed_rank),
+                    escape(why[-1][:120]) if why else "-",
+                )
+            out.append(t)
+        return out
+
+    def print(self, terminalreporter) -> None:
+        if not self.timed and not self.failed:
+            return
+        buf = io.StringIO()
+        console = Console(file=buf, width=160, force_terminal=False)
+        for t in self.tables():
+            console.print(t)
+        if self.timed:
+            console.print(
+                "marks: T throttled while timed, N noisy (stopped at the time cap), n stopped at "
+                "the time cap before min_samples, S ranks shared one GPU (not representative)"
+            )
+        if any(r.emulated for r in self.timed):
+            console.print(EMULATED_NOTE)
+        terminalreporter.write_sep("=", "Block-Shock bench summary")
+        terminalreporter.write(buf.getvalue())
+
+
+EMULATED_NOTE = (
+    "EMULATED cells: host-clock times of masked dense math on this CPU. They show the harness "
+    "works; they are not for gating (--benchmark-compare-fail) or comparison with GPU runs: "
+    "microsecond cells move by large factors between runs on a shared CPU, and their % floor "
+    "(against CPU ceilings measured on buffers larger than the caches) can exceed 100%."
+)
+
+
+def _median(r: CellResult) -> float:
+    return r.ranks[0].forward.median
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s * 1e3:.4f} ms" if s < 1 else f"{s:.3f} s"
+
+
+def _ratio(a, b) -> str:
+    return "-" if not b else f"{a / b:.3f}"

@@ -1,0 +1,80 @@
+"""The per-phase tables: phase2 (backward wrt input), phase3 (train step) and each 2:4 backend's
+forward beside the dense baselines. Rows of passed cells only (reports.read.outcomes)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.analysis.figures import KEY
+
+MIB = 2**20
+PHASE2_COLUMNS = [
+    "method", "mask", "backend", "N", "N_out", "B", "dtype", "world_size", "median_s",
+    "floor_s", "pct_of_floor", "forward_backward_median_s", "compute_median_s",
+    "collective_median_s", "backward_backend", "stopped_by",
+]  # fmt: skip
+PHASE3_COLUMNS = [
+    "method", "mask", "backend", "optimizer", "variant", "N", "N_out", "B", "dtype",
+    "world_size", "median_s", "backward_median_s", "grad_weight_median_s", "optimizer_median_s",
+    "compress_median_s", "weights_mib", "master_mib", "grad_mib", "optimizer_mib", "stopped_by",
+]  # fmt: skip
+STATE = {  # column: extra_info list per rank (the largest rank's figure is shown)
+    "weights_mib": "weight_bytes_per_rank",
+    "master_mib": "master_bytes_per_rank",
+    "grad_mib": "grad_bytes_per_rank",
+    "optimizer_mib": "optimizer_bytes_per_rank",
+}
+SEMI = ("block_shock", "block_shock_half")
+
+
+def _present(t: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return t[[c for c in columns if c in t]]
+
+
+def _per_rank_max(values) -> float:
+    if not isinstance(values, list) or any(v is None for v in values):
+        return float("nan")
+    return max(values)
+
+
+def with_state_mib(t: pd.DataFrame) -> pd.DataFrame:
+    """t with the training state per rank in MiB (the largest rank's), NaN where unreported."""
+    t = t.copy()
+    for col, key in STATE.items():
+        t[col] = [_per_rank_max(v) / MIB for v in t[key]] if key in t else float("nan")
+    return t
+
+
+def phase2(t: pd.DataFrame) -> pd.DataFrame:
+    t = t[t.phase == "phase2"]
+    if "backward_backend" in t:
+        t = t.assign(backward_backend=[",".join(sorted(set(v))) for v in t.backward_backend])
+    return _present(t, PHASE2_COLUMNS).sort_values(["N", "B", "method"])
+
+
+def phase3(t: pd.DataFrame) -> pd.DataFrame:
+    t = with_state_mib(t[t.phase == "phase3"])
+    return _present(t, PHASE3_COLUMNS).sort_values(["N", "B", "method", "optimizer", "variant"])
+
+
+def backends(t: pd.DataFrame) -> pd.DataFrame:
+    """Each 2:4 backend's phase1 time and % of floor, and its ratio to the dense half and to
+    dense TP on the same shape (medians; the intervals are in the H1 tables)."""
+    t = t[t.phase == "phase1"]
+    rows = []
+    for key, g in t.groupby(KEY):
+        base = {m: g.median_s[g.method == m].median() for m in ("dense_half", "dense_tp_row")}
+        for _, r in g[g.method.isin(SEMI)].iterrows():
+            rows.append(
+                {
+                    **dict(zip(KEY, key, strict=True)),
+                    "method": r.method,
+                    "mask": r["mask"],
+                    "backend": r.backend,
+                    "median_s": r.median_s,
+                    "pct_of_floor": r.get("pct_of_floor"),
+                    "vs_dense_half": r.median_s / base["dense_half"],
+                    "vs_dense_tp_row": r.median_s / base["dense_tp_row"],
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,62 @@
+"""The report's sections beyond the forward: each 2:4 backend beside the dense baselines,
+phase2 and phase3 tables, and the training figures (one kind of result: GPU or emulated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from reports.analysis import tables
+from reports.render import train_plots
+from reports.render.html import md_table
+
+
+def _table(df: pd.DataFrame, out: Path, name: str, heading: str) -> list[str]:
+    if df.empty:
+        return []
+    df.to_csv(out / "tables" / f"{name}.csv", index=False)
+    return [f"### {heading}", "", md_table(df), ""]
+
+
+def section(
+    t: pd.DataFrame, records: pd.DataFrame, out: Path, prefix: str, clock: str
+) -> tuple[list[str], list[str]]:
+    """Markdown lines and PNG names; `t` holds every phase's passed timings, `records` every
+    cell record of this kind (the drift curves come from them)."""
+    md = []
+    if not t.empty:
+        md += _table(
+            tables.backends(t),
+            out,
+            f"{prefix}backends",
+            "phase1 by 2:4 backend: time, % of floor, ratio to the dense half and to dense TP "
+            "(same shape; < 1: faster)",
+        )
+        md += _table(
+            tables.phase2(t),
+            out,
+            f"{prefix}phase2",
+            f"phase2 backward wrt input (median {clock} time of grad_X; passed cells only)",
+        )
+        md += _table(
+            tables.phase3(t),
+            out,
+            f"{prefix}phase3",
+            f"phase3 train step (median {clock} time of a step, each part timed alone; "
+            "state per rank in MiB; no floor model yet)",
+        )
+    drawn = {
+        "train breakdown": train_plots.train_breakdown(t, out, prefix) if not t.empty else None,
+        "training memory": train_plots.train_memory(t, out, prefix) if not t.empty else None,
+        "drift": train_plots.drift(records, out, prefix),
+    }
+    figs = [f for f in drawn.values() if f]
+    if not md and not figs:
+        return [], []
+    md = ["### Training: backward, train step and drift", "", *md]
+    md += [f"![{f}]({f})" for f in figs]
+    missing = [k for k, f in drawn.items() if not f]
+    if missing:
+        md += ["", "Not drawn (these inputs lack the cells): " + ", ".join(missing)]
+    return md + [""], figs
