@@ -133,3 +133,27 @@ def test_the_same_cell_twice_is_refused_by_name(tmp_path, capsys):
     two = write_run(tmp_path / "run2", [record(cell())])
     refused([one, one], tmp_path / "report", "given twice", capsys=capsys)
     refused([one, two], tmp_path / "report", cell().name, "found twice", capsys=capsys)
+
+
+def test_compare_runs_names_every_cell_that_differs(tmp_path, capsys):
+    cells = [cell(), cell("block_shock", mask="random_2of4"), cell("dense_tp_row")]
+    base = write_run(tmp_path / "base", [record(c) for c in cells])
+    same = write_run(tmp_path / "same", [record(c) for c in cells])
+    assert main(["compare-runs", str(base), str(same)]) == 0
+    assert "3 cells in both runs" in capsys.readouterr().out
+    off = [rank(0), rank(1, rel_fro=2.5e-3)]  # one rank's error moved by 4%
+    new = write_run(
+        tmp_path / "new",
+        [
+            record(cells[0], "failed", kind="wrong_result", failure="planted"),
+            record(cells[1], ranks=off),
+            record(cell("dense_tp_col")),
+        ],
+    )
+    assert main(["compare-runs", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert f"status differs: {cells[0].name}: passed -> failed" in out
+    assert f"figure differs: {cells[1].name} rank 1 rel_fro: 0.0024 vs 0.0025" in out
+    assert f"only in the base run: {cells[2].name}" in out and "only in the new run" in out
+    assert main(["compare-runs", str(base), str(new), "--rtol", "0.1"]) == 1  # status, cells
+    assert "figure differs" not in capsys.readouterr().out
