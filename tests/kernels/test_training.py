@@ -84,7 +84,7 @@ def test_row_chunked_reference_equals_the_whole(gloo_pair, method, mask, variant
         for rank, (a, b) in enumerate(zip(whole, chunked, strict=True)):
             assert a.losses == b.losses, rank  # the same run
             for key in ("reference_losses", "weight_rel_fro", "weight_rel_fro_bound"):
-                assert b[key] == pytest.approx(a[key], rel=1e-9), (rank, key)
+                assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), (rank, key)
             # float64 GEMMs over other shapes round differently, far below the run's error
             assert b.weight_max_abs_over_bound == pytest.approx(a.weight_max_abs_over_bound)
             assert b.loss_error_over_bound == pytest.approx(a.loss_error_over_bound, 1e-6)
