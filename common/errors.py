@@ -65,6 +65,11 @@ class MeterUnavailable(BenchError):
     """No energy meter can read this device; the reason goes into the record, never a number."""
 
 
+class RecordError(BenchError):
+    """A document does not fit the record schema (common/schema): the message names the field,
+    and the reader adds the file."""
+
+
 class ReportInputError(BenchError):
     """A report input is missing, malformed, given twice or of a record version not known here;
     the message names the file and the field."""

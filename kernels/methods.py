@@ -57,6 +57,7 @@ class Method:
     backward_collective: str | None = None  # the same, for grad_X
     semi_structured = False
     backward_backend = "dense"  # Block-Shock: its 2:4 backend, or "masked_dense" (never silent)
+    weight_bytes: int  # what the layer keeps for its weights, set by each subclass's build
 
     def __init__(self, a: BuildArgs):
         self.group = a.group

@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from common.cell import CellSpec
 from common.errors import CorrectnessError, RankError
+from common.schema.codec import to_json
 from kernels.registry import spec
 from measure.cells.matrix import Matrix, Suite
 from measure.machine.ceilings import measure_ceilings
@@ -121,7 +122,7 @@ class BenchSession:
         result = self._outcome(cell)
         if result.passed and PHASES[cell.phase].timed:
             pool = self.pool(cell.world_size)
-            result.figures = figures.phase1_info(
+            result.figures = figures.cell_figures(
                 cell, result.ranks, self.ceilings(pool), self.environment(pool)
             )
         self.summary.add(result)
@@ -138,7 +139,7 @@ class BenchSession:
         and figures to pytest-benchmark through the device clock."""
         result = self.run(cell)
         benchmark.group = f"{cell.phase}-N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
-        benchmark.extra_info.update(result.figures)
+        benchmark.extra_info.update(to_json(result.figures))
         DEVICE_CLOCK.replay(benchmark, result.ranks[0].forward.samples)
         return result
 

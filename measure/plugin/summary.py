@@ -46,6 +46,7 @@ class Summary:
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: r.cell.id):
                 info = r.figures
+                pct, j_per_token = info.floor.pct_of_floor, info.energy.j_per_token
                 extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
                 t.add_row(
                     " ".join([r.cell.method, *extra]),
@@ -53,8 +54,8 @@ class Summary:
                     str(r.cell.world_size),
                     _fmt_time(_median(r)),
                     *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
-                    "-" if info["pct_of_floor"] is None else f"{info['pct_of_floor']:.0f}%",
-                    "-" if info.get("j_per_token") is None else f"{info['j_per_token']:.3g}",
+                    "-" if pct is None else f"{pct:.0f}%",
+                    "-" if j_per_token is None else f"{j_per_token:.3g}",
                     marks(info),
                 )
             out.append(t)

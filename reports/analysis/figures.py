@@ -147,7 +147,7 @@ def region(t: pd.DataFrame, eff: dict) -> pd.DataFrame:
         return pd.DataFrame()
     ws = 2 if method == "block_shock" else 1
     c = machine_ceilings(t)
-    if not c or (ws > 1 and "all_reduce_bus_bytes_per_s" not in c):
+    if not c or (ws > 1 and c.get("all_reduce_bus_bytes_per_s") is None):
         return pd.DataFrame()
     rows = []
     for kernel in kernels:

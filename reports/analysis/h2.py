@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.phases import with_primary
 from reports.analysis.figures import KEY, bootstrap, cell_label
 
 PAIRS = (("block_shock", "dense_tp_row"), ("block_shock_half", "dense_half"))
@@ -35,7 +36,8 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
     rows = []
-    fwd, step = t[t.phase == "phase1"], t[t.phase == "phase3"]
+    fwd = t[t.phase.isin(with_primary("forward"))]
+    step = t[t.phase.isin(with_primary("step"))]
     for key, g3 in step.groupby(KEY):
         key = dict(zip(KEY, key, strict=True))
         g1 = fwd

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.phases import with_primary
 from reports.analysis.figures import KEY
 
 MIB = 2**20
@@ -46,21 +47,21 @@ def with_state_mib(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def phase2(t: pd.DataFrame) -> pd.DataFrame:
-    t = t[t.phase == "phase2"]
+    t = t[t.phase.isin(with_primary("backward"))]
     if "backward_backend" in t:
         t = t.assign(backward_backend=[",".join(sorted(set(v))) for v in t.backward_backend])
     return _present(t, PHASE2_COLUMNS).sort_values(["N", "B", "method"])
 
 
 def phase3(t: pd.DataFrame) -> pd.DataFrame:
-    t = with_state_mib(t[t.phase == "phase3"])
+    t = with_state_mib(t[t.phase.isin(with_primary("step"))])
     return _present(t, PHASE3_COLUMNS).sort_values(["N", "B", "method", "optimizer", "variant"])
 
 
 def backends(t: pd.DataFrame) -> pd.DataFrame:
     """Each 2:4 backend's phase1 time and % of floor, and its ratio to the dense half and to
     dense TP on the same shape (medians; the intervals are in the H1 tables)."""
-    t = t[t.phase == "phase1"]
+    t = t[t.phase.isin(with_primary("forward"))]
     rows = []
     for key, g in t.groupby(KEY):
         base = {m: g.median_s[g.method == m].median() for m in ("dense_half", "dense_tp_row")}

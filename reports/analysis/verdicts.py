@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from common.phases import with_primary
 from reports.analysis import h2
 from reports.analysis.figures import _verdict, ratios
 
@@ -60,7 +61,7 @@ def _h2(t: pd.DataFrame) -> list[Verdict]:
 def verdicts(t: pd.DataFrame) -> list[Verdict]:
     """The verdicts on the non-emulated rows of every phase."""
     gpu = t[~t.emulated.astype(bool)] if not t.empty else t
-    t1 = gpu[gpu.phase == "phase1"] if not gpu.empty else gpu
+    t1 = gpu[gpu.phase.isin(with_primary("forward"))] if not gpu.empty else gpu
     h3 = ratios(t1, "masked_split_dense", "block_shock") if not t1.empty else pd.DataFrame()
     h3v = Verdict(H3, _verdict(h3, False), "masked_split_dense vs block_shock", h3, "h3")
     return [*_h1(t1), *_h2(gpu), h3v]

@@ -21,9 +21,9 @@ def _assert_all(figs, cell, variant=None):
     for rank, fig in enumerate(figs):
         assert_trained(fig, cell.name, rank)
         if variant == "T2":  # the forward stays at W_0: the loss does not move (the master does)
-            assert fig["losses"][0] == fig["losses"][-1]
+            assert fig.losses[0] == fig.losses[-1]
         else:
-            assert fig["losses"][-1] < 0.6 * fig["losses"][0]  # it trained: not vacuous
+            assert fig.losses[-1] < 0.6 * fig.losses[0]  # it trained: not vacuous
 
 
 TWO_RANK = [
@@ -82,13 +82,13 @@ def test_row_chunked_reference_equals_the_whole(gloo_pair, method, mask, variant
             train_figures, cell.as_dict(), 35, optimizer, variant, STEPS, False, rows
         )
         for rank, (a, b) in enumerate(zip(whole, chunked, strict=True)):
-            assert a["losses"] == b["losses"], rank  # the same run
+            assert a.losses == b.losses, rank  # the same run
             for key in ("reference_losses", "weight_rel_fro", "weight_rel_fro_bound"):
-                assert b[key] == pytest.approx(a[key], rel=1e-9), (rank, key)
+                assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), (rank, key)
             # float64 GEMMs over other shapes round differently, far below the run's error
-            assert b["weight_max_abs_over_bound"] == pytest.approx(a["weight_max_abs_over_bound"])
-            assert b["loss_error_over_bound"] == pytest.approx(a["loss_error_over_bound"], 1e-6)
-            assert 0 < b["weight_rel_fro"] < b["weight_rel_fro_bound"]
+            assert b.weight_max_abs_over_bound == pytest.approx(a.weight_max_abs_over_bound)
+            assert b.loss_error_over_bound == pytest.approx(a.loss_error_over_bound, 1e-6)
+            assert 0 < b.weight_rel_fro < b.weight_rel_fro_bound
 
 
 def test_stale_compression_fails_the_two_rank_check(gloo_pair):
@@ -129,7 +129,7 @@ def test_two_rank_drift_stays_under_its_bound(gloo_pair, dtype):
     cell = _cell("block_shock", "transposable_random", 2, n=128, dtype=dtype, phase="drift")
     for rank, fig in enumerate(gloo_pair.run(run_drift_block, cell.as_dict(), 35, 32)):
         assert_drift(fig, cell.name, rank)
-        assert len(fig["errors"]) == 32 and fig["errors"][-1] > 0
+        assert len(fig.errors) == 32 and fig.errors[-1] > 0
 
 
 def test_drift_fails_on_a_planted_one_percent_layer_error(solo_ctx):

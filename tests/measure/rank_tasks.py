@@ -1,5 +1,6 @@
 """Top-level task functions the unit tests send to rank pools (they must pickle under spawn)."""
 
+import dataclasses
 import os
 import signal
 import time
@@ -90,7 +91,7 @@ def measure_uneven_sleeps(ctx):
     stats = Sampler(ctx, policy.updated(sample_s=0.004, warmup_s=0.02)).measure(
         lambda: time.sleep(per), "host"
     )
-    return stats.as_dict()
+    return dataclasses.asdict(stats)
 
 
 def fill_uneven_window(ctx):
