@@ -34,6 +34,7 @@ import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
+from kernels.methods import Method
 from kernels.training import ADAMW_DEFAULTS, TrainConfig, make_optimizer
 from measure.checks import bounds as checks
 
@@ -53,16 +54,17 @@ class BackwardCheck:
     backward_backend: str
 
 
-def check_backward(layer, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int) -> dict:
+def check_backward(
+    layer: Method, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int
+) -> dict:
     """Poison grad_X, run this rank's backward, compare with float64 grad_Y W_eff.
 
     `w_eff` is the method's effective weight (`type(layer).effective_weight(args)`), `grad_y`
     the full B x N_out; returns the error figures (assert with checks.assert_correct) and the
     backward backend, so a masked-dense backward is never silent.
     """
-    for name in ("grad_x", "grad_local"):
-        if hasattr(layer, name):
-            getattr(layer, name).fill_(float("nan"))
+    for buffer in layer.backward_buffers():
+        buffer.fill_(float("nan"))
     gx = layer.backward_input(layer.local_grad_output(grad_y))
     if gx.is_cuda:
         torch.cuda.synchronize(gx.device)
