@@ -86,16 +86,28 @@ def _b_styles(bs) -> dict[int, dict]:
     }
 
 
+PANEL_IN = 5  # inches of one panel's width; a figure adds 3 for its legend
+
+
 def _figure(ncols: int = 1, height: float = 4.0):
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols + 3, height), layout="constrained")
+    size = (PANEL_IN * ncols + 3, height)
+    fig, axes = plt.subplots(1, ncols, figsize=size, layout="constrained")
     return fig, axes
+
+
+LEGEND_WIDTH = 44  # characters a legend line may take: a registered label can be long
+LEGEND_LINE_IN = 0.16  # inches a legend line takes at its font size
 
 
 def _legend(fig, styles: dict, extra: Sequence[tuple[str, dict]] = ()) -> None:
     """A legend beside the axes (never over them): one entry per series, then `extra` entries
-    (line styles of B, the floor, a bound) as (label, Line2D keywords)."""
-    handles = [Line2D([], [], ls="-", label=n, **s) for n, s in styles.items()]
+    (line styles of B, the floor, a bound) as (label, Line2D keywords); long labels wrap, so
+    the legend stays narrow beside one panel too, and the figure grows to the legend's height."""
+    wrap = textwrap.TextWrapper(LEGEND_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    handles = [Line2D([], [], ls="-", label=wrap.fill(n), **s) for n, s in styles.items()]
     handles += [Line2D([], [], label=lab, **kw) for lab, kw in extra]
+    lines = sum(str(h.get_label()).count("\n") + 1 for h in handles)
+    fig.set_figheight(max(fig.get_figheight(), 0.6 + LEGEND_LINE_IN * lines))
     fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
 
 
@@ -150,7 +162,11 @@ def time_vs_n(t, out, prefix, title):
         _log_y(ax)
         _n_axis(ax, tb.N)
         ax.set(title=f"B={b}", ylabel="forward ms")
-    fig.suptitle("\n".join(textwrap.wrap(f"forward time vs N: {title}", 70)))
+    # over the panels, from the left edge, wrapped to their width (9 characters an inch), so it
+    # never reaches the legend beside them
+    width = 9 * PANEL_IN * len(bs)
+    lines = textwrap.wrap(f"forward time vs N: {title}", width)
+    fig.suptitle("\n".join(lines), x=0.01, ha="left")
     _legend(fig, styles, [("floor (dashed, same colour)", {"color": "k", "ls": "--"})])
     return _save(fig, out, prefix + "time_vs_n.png")
 
