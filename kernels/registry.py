@@ -287,13 +287,14 @@ def load_extensions(modules: Iterable[str]) -> None:
 
 
 def _discover() -> None:
-    """Import the modules BS_EXTENSIONS names (once per value of the variable)."""
+    """Import the modules BS_EXTENSIONS names (once per value of the variable; a module that
+    fails to import raises here, and again at the next look-up)."""
     global _loaded_from_env
     value = os.environ.get(EXTENSIONS_ENV, "")
     if value != _loaded_from_env:
-        _loaded_from_env = value
         for module in filter(None, value.split(",")):
             importlib.import_module(module)
+        _loaded_from_env = value
 
 
 # -- methods ---------------------------------------------------------------------------------

@@ -16,17 +16,20 @@ import pytest
 
 from measure.cells.matrix import DEFAULT_PATH
 from tests.conftest import ROOT, run_bench
-from tests.extension import dummy_backend, dummy_method
 
 EXTENSIONS = ("tests.extension.dummy_method", "tests.extension.dummy_backend")
+# What the two files register, written out here: importing them would register them in this
+# process too, and later tests count the built-in methods and backends.
+METHOD, METHOD_LABEL = "dummy_transposed", "dummy: X (W^T), from an extension"
+BACKEND, BACKEND_LABEL = "dummy24", "dummy24: decompress, then dense"
 OPTIONS = [arg for m in EXTENSIONS for arg in ("--bs-extension", m)]
 SMALL = {"world_size": [1], "N": [128], "B": [8]}
 
 
 def _matrix(tmp_path, blocks) -> str:
     doc = json.loads(DEFAULT_PATH.read_text())
-    doc["axes"]["method"].append(dummy_method.NAME)
-    doc["axes"]["backend"].append(dummy_backend.NAME)
+    doc["axes"]["method"].append(METHOD)
+    doc["axes"]["backend"].append(BACKEND)
     doc["suites"]["extension"] = {"timing": doc["suites"]["smoke"]["timing"], "blocks": blocks}
     path = tmp_path / "matrix.json"
     path.write_text(json.dumps(doc))
@@ -52,12 +55,12 @@ def extension_run(tmp_path_factory):
     matrix = _matrix(
         tmp,
         [
-            {**SMALL, "phase": ["phase0", "phase1"], "method": [dummy_method.NAME, "dense_single"]},
-            {**half, "phase": ["phase0", "phase1", "phase2"], "backend": [dummy_backend.NAME]},
+            {**SMALL, "phase": ["phase0", "phase1"], "method": [METHOD, "dense_single"]},
+            {**half, "phase": ["phase0", "phase1", "phase2"], "backend": [BACKEND]},
             {
                 **half,
                 "phase": ["phase3"],
-                "backend": [dummy_backend.NAME],
+                "backend": [BACKEND],
                 "optimizer": ["sgd"],
                 "variant": ["T1"],
                 "steps": [3],
@@ -77,25 +80,25 @@ def extension_run(tmp_path_factory):
 def test_the_extensions_run_every_phase_they_take(extension_run):
     run, run_dir, tmp = extension_run
     assert "8 passed" in run.stdout, run.stdout[-2000:]
-    assert dummy_method.NAME in run.stdout  # the end-of-run summary lists it
+    assert METHOD in run.stdout  # the end-of-run summary lists it
     names = {b["name"] for b in json.loads((tmp / "out.json").read_text())["benchmarks"]}
-    assert f"phase1[{dummy_method.NAME}-N128-B8-bf16-gaussian-ws1]" in names
+    assert f"phase1[{METHOD}-N128-B8-bf16-gaussian-ws1]" in names
 
 
 def test_the_records_name_the_method_and_the_backend(extension_run):
     _, run_dir, _ = extension_run
-    mine = run_dir / "cells" / "phase1" / f"{dummy_method.NAME}-N128-B8-bf16-gaussian-ws1.json"
+    mine = run_dir / "cells" / "phase1" / f"{METHOD}-N128-B8-bf16-gaussian-ws1.json"
     doc = json.loads(mine.read_text())
     assert doc["status"] == "passed" and doc["ranks"][0]["kernel_backend"] == "dense"
-    stem = f"block_shock_half-N128-B8-bf16-transposable_random-gaussian-ws1-{dummy_backend.NAME}"
+    stem = f"block_shock_half-N128-B8-bf16-transposable_random-gaussian-ws1-{BACKEND}"
     for phase in ("phase0", "phase1", "phase2"):
         doc = json.loads((run_dir / "cells" / phase / f"{stem}.json").read_text())
         assert doc["status"] == "passed", (phase, doc["failure"])
         r0 = doc["ranks"][0]
-        assert r0["kernel_backend"] == dummy_backend.NAME and r0["alg_id"] == "decompress"
+        assert r0["kernel_backend"] == BACKEND and r0["alg_id"] == "decompress"
         exact = r0["exact"]  # the exact probe ran through the dummy half, every group covered
         assert exact["mismatches"] == 0 and exact["covered_groups"] == exact["groups"], phase
-    assert doc["figures"]["backward_backend"] == [dummy_backend.NAME]  # W_g^T on it too
+    assert doc["figures"]["backward_backend"] == [BACKEND]  # W_g^T on it too
     step = run_dir / "cells" / "phase3" / f"{stem}-sgd-T1-T3.json"
     assert json.loads(step.read_text())["status"] == "passed"  # re-compressed every step
 
@@ -105,10 +108,10 @@ def test_a_report_of_the_run_shows_them_labelled_from_the_registry(extension_run
     out, inputs = tmp_path / "report", [str(tmp / "out.json"), str(run_dir)]
     _python(f"from reports.build import build; build({inputs!r}, {str(out)!r})")
     phase1 = pd.read_csv(out / "tables" / "emulated_phase1.csv")
-    assert dummy_method.NAME in set(phase1.method)
-    assert dummy_backend.NAME in set(phase1.backend)
+    assert METHOD in set(phase1.method)
+    assert BACKEND in set(phase1.backend)
     backends = pd.read_csv(out / "tables" / "emulated_backends.csv")
-    assert dummy_backend.NAME in set(backends.backend)
+    assert BACKEND in set(backends.backend)
     looks = json.loads(
         _python(
             "import json\n"
@@ -118,20 +121,20 @@ def test_a_report_of_the_run_shows_them_labelled_from_the_registry(extension_run
             "print(json.dumps({s: v['color'] for s, v in plots._styles(t).items()}))"
         )
     )
-    assert looks[dummy_method.LABEL] == "tab:gray"  # its label and colour, as registered
-    (half,) = [s for s in looks if s.endswith(f"[{dummy_backend.LABEL}]")]
+    assert looks[METHOD_LABEL] == "tab:gray"  # its label and colour, as registered
+    (half,) = [s for s in looks if s.endswith(f"[{BACKEND_LABEL}]")]
     assert looks[half] == "tab:brown"  # the method's colour; the backend shows in the label
 
 
 def test_a_phase_the_method_does_not_run_is_refused_before_anything_runs(tmp_path):
-    block = {**SMALL, "phase": ["phase2"], "method": [dummy_method.NAME]}
+    block = {**SMALL, "phase": ["phase2"], "method": [METHOD]}
     args = (*OPTIONS, "--bs-matrix", _matrix(tmp_path, [block]), "--suite", "extension", "--co")
     run = run_bench(*args, returncode=pytest.ExitCode.USAGE_ERROR)
-    assert f"{dummy_method.NAME} runs ('phase0', 'phase1') only, not phase2" in run.stderr
+    assert f"{METHOD} runs ('phase0', 'phase1') only, not phase2" in run.stderr
 
 
 def test_without_the_extension_its_names_are_refused_naming_the_choices(tmp_path):
-    block = {**SMALL, "phase": ["phase0"], "method": [dummy_method.NAME]}
+    block = {**SMALL, "phase": ["phase0"], "method": [METHOD]}
     args = ("--bs-matrix", _matrix(tmp_path, [block]), "--suite", "extension", "--co")
     run = run_bench(*args, returncode=pytest.ExitCode.USAGE_ERROR)
-    assert f"'{dummy_method.NAME}' is not implemented; implemented:" in run.stderr
+    assert f"'{METHOD}' is not implemented; implemented:" in run.stderr
