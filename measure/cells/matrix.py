@@ -15,8 +15,8 @@ from pathlib import Path
 from common.cell import AXES, OPTIONAL_AXES, CellSpec
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
+from kernels import registry
 from kernels.masks import PERIODIC_MASKS, TRANSPOSABLE_MASKS
-from kernels.registry import REGISTRY
 from measure.phases import PHASES
 from measure.timing.policy import TimingPolicy
 
@@ -75,7 +75,7 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
     """Rules that hold on every machine, read from the method's spec; a broken one raises
     MatrixError naming the cell and the rule."""
     name = where or cell.name
-    spec = REGISTRY[cell.method]
+    spec = registry.spec(cell.method)
     for axis in INT_AXES:
         v = getattr(cell, axis)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -105,6 +105,8 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
         raise MatrixError(f"{name}: {cell.method} takes no mask, got {cell.mask!r}")
     if cell.backend is not None and not spec.semi_structured:
         raise MatrixError(f"{name}: {cell.method} has no 2:4 kernel, so takes no backend")
+    if not spec.runs(cell.phase):
+        raise MatrixError(f"{name}: {cell.method} runs {spec.phases} only, not {cell.phase}")
     _training_rules(cell, name)
     phase = PHASES[cell.phase]
     for axis in ("optimizer", "variant", "steps"):
@@ -132,7 +134,7 @@ def _training_rules(cell: CellSpec, name: str) -> None:
 def _normalized(cell: CellSpec) -> CellSpec:
     """A block's cross product names every axis for every phase and method: each cell keeps
     only the axes its phase and method take (a dense method's mask, a phase0 optimizer go)."""
-    spec = REGISTRY[cell.method]
+    spec = registry.spec(cell.method)
     phase = PHASES[cell.phase]
     keep = {
         "mask": spec.mask != "none",
@@ -167,7 +169,7 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
                 if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                     _fail(path, f"{where}.{axis}", f"must be positive integers, got {v!r}")
     for method in values["method"]:
-        fixed = REGISTRY[method].world_size
+        fixed = registry.spec(method).world_size
         if fixed and fixed not in values["world_size"]:
             _fail(
                 path,
@@ -178,7 +180,7 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
     cells: list[CellSpec] = []
     for combo in itertools.product(*(values[axis] for axis in AXES)):
         point = dict(zip(AXES, combo, strict=True))
-        fixed = REGISTRY[point["method"]].world_size
+        fixed = registry.spec(point["method"]).world_size
         if fixed and point["world_size"] != fixed:
             continue  # a block may mix world sizes; each method keeps the ones it runs at
         point["N_out"] = point["N_out"] or point["N"]
@@ -206,7 +208,12 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         )
     axes = doc.get("axes", {})
     _check_keys(path, "axes", axes, LIST_AXES + OPTIONAL_LIST_AXES)
-    known = {"method": REGISTRY, "dtype": DTYPE_NAMES, "phase": PHASES}
+    known = {
+        "method": registry.method_names(),
+        "backend": registry.backend_names(),
+        "dtype": DTYPE_NAMES,
+        "phase": PHASES,
+    }
     for axis, implemented in known.items():
         for v in axes.get(axis, []):
             if v not in implemented:

@@ -144,9 +144,8 @@ def _reference(x: torch.Tensor, w_eff: torch.Tensor, b: torch.Tensor | None) -> 
 
 def poisoned_forward(layer: Method, x: torch.Tensor) -> torch.Tensor:
     """One forward of `layer` on the full input x, its output buffers NaN-filled first."""
-    layer.out.fill_(float("nan"))
-    if hasattr(layer, "local"):
-        layer.local.fill_(float("nan"))
+    for buffer in layer.forward_buffers():
+        buffer.fill_(float("nan"))
     return layer.forward(layer.local_input(x))
 
 

@@ -36,6 +36,7 @@ from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
 from common.schema.checks import ErrorFigures
 from common.schema.phase_figures import DriftFigures, TrainFigures
+from kernels.methods import Method
 from kernels.training import ADAMW_DEFAULTS, TrainConfig, make_optimizer
 from measure.checks import bounds as checks
 
@@ -56,7 +57,7 @@ class BackwardCheck:
 
 
 def check_backward(
-    layer, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int
+    layer: Method, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int
 ) -> BackwardCheck:
     """Poison grad_X, run this rank's backward, compare with float64 grad_Y W_eff.
 
@@ -64,9 +65,8 @@ def check_backward(
     the full B x N_out; returns the error figures (assert with checks.assert_correct) and the
     backward backend, so a masked-dense backward is never silent.
     """
-    for name in ("grad_x", "grad_local"):
-        if hasattr(layer, name):
-            getattr(layer, name).fill_(float("nan"))
+    for buffer in layer.backward_buffers():
+        buffer.fill_(float("nan"))
     gx = layer.backward_input(layer.local_grad_output(grad_y))
     if gx.is_cuda:
         torch.cuda.synchronize(gx.device)

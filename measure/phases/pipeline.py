@@ -88,18 +88,18 @@ def checked(
     The result publishes the timing the cell's phase names as primary."""
     built = build(ctx, cell, seed, options.backend, method)
     layer = built.layer
-    half = getattr(layer, "half", None)
+    kernel = layer.kernel_record()
     result = RankResult(
         rank=ctx.rank,
         device=str(ctx.device),
         process_group_backend=ctx.backend if ctx.world_size > 1 else None,
         shared_device=ctx.shared_device,
         pool_generation=ctx.generation,
-        kernel_backend=getattr(half, "backend", None) or "dense",
+        kernel_backend=kernel.backend,
         emulated=ctx.device.type != "cuda",
-        alg_id=layer.alg_id,
-        alg_source=getattr(half, "alg_source", None),
-        alg_search_error=getattr(half, "search_error", None),
+        alg_id=kernel.alg_id,
+        alg_source=kernel.alg_source,
+        alg_search_error=kernel.search_error,
         seed=seed,
         memory=MemoryFigures(
             weight_bytes=layer.weight_bytes, build_peak_bytes=built.build_peak_bytes

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.errors import closest
+from kernels import registry
 from measure.cells.matrix import DEFAULT_PATH
 from measure.ranks.failures import Timeouts, timeout_problem
 from measure.timing.policy import DEFAULT_POLICY, TimingPolicy
@@ -14,6 +16,13 @@ from measure.timing.policy import OPTIONS as POLICY_OPTIONS
 
 def _default(key: str) -> str:
     return f"the suite's, else {getattr(DEFAULT_POLICY, key):g}"
+
+
+def _backend_help() -> str:
+    specs = registry.backend_specs()
+    each = "; ".join(f"{b.name} = {b.summary}" for b in specs)
+    auto = ", ".join(f"{b.name} on {'/'.join(b.default_on)}" for b in specs if b.default_on)
+    return f"2:4 kernel path for cells that name none: {each} (default: auto = {auto})"
 
 
 def pytest_addoption(parser):
@@ -42,14 +51,15 @@ def pytest_addoption(parser):
         help="where ranks run (default: auto = cuda when available)",
     )
     g.addoption(
-        "--bs-backend",
-        choices=("auto", "cslt", "cslt_padded", "flinear", "triton"),
-        default="auto",
-        help="2:4 kernel path on CUDA for cells that name none: cslt = torch._cslt_sparse_mm "
-        "with searched alg id, cslt_padded = the same with B padded to its fastest batch, "
-        "flinear = to_sparse_semi_structured + F.linear, triton = this project's Triton "
-        "kernel (kernels/triton24.py) (default: auto = cslt)",
+        "--bs-extension",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before the matrix is read: it registers methods and 2:4 backends "
+        "(kernels/registry.py); repeatable; rank workers and study slices load it too, "
+        f"through ${registry.EXTENSIONS_ENV}",
     )
+    g.addoption("--bs-backend", default="auto", help=_backend_help())
     g.addoption(
         "--bs-mode",
         choices=("graph", "eager"),
@@ -144,6 +154,22 @@ def pytest_addoption(parser):
         default=None,
         help=f"seconds of idle power measured before each window (default: {_default('idle_s')})",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Extensions first (the matrix may name their methods and backends), then the backend
+    option checked against the registry they extended."""
+    try:
+        registry.load_extensions(config.getoption("--bs-extension"))
+    except ImportError as e:
+        raise pytest.UsageError(f"--bs-extension: {e}") from None
+    backend = config.getoption("--bs-backend")
+    if backend != "auto" and backend not in registry.backend_names():
+        raise pytest.UsageError(
+            f"--bs-backend {backend!r}{closest(backend, registry.backend_names())}: "
+            f"choose auto or one of {registry.backend_names()}"
+        )
 
 
 def device_type_option(config) -> str:

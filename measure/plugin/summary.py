@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kernels.registry import SUMMARY_BASELINES
+from kernels import registry
 from measure.records.figures import marks
 from measure.records.results import CellResult
 
@@ -41,7 +41,8 @@ class Summary:
                 + (" bias" if bias else "")
                 + (" [EMULATED: host clock, CPU]" if emulated else "")
             )
-            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in SUMMARY_BASELINES)]
+            baselines = registry.baselines()
+            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in baselines)]
             for col in (*cols, "% floor", "J/token", "marks"):
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: r.cell.id):
@@ -53,7 +54,7 @@ class Summary:
                     r.cell.mask or "-",
                     str(r.cell.world_size),
                     _fmt_time(_median(r)),
-                    *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
+                    *(_ratio(_median(r), base.get(m)) for m in baselines),
                     "-" if pct is None else f"{pct:.0f}%",
                     "-" if j_per_token is None else f"{j_per_token:.3g}",
                     marks(info),

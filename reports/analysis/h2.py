@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from common.phases import with_primary
+from kernels import registry
 from reports.analysis.figures import KEY, bootstrap, cell_label
 
-PAIRS = (("block_shock", "dense_tp_row"), ("block_shock_half", "dense_half"))
 GROUP = ["pair", "variant", "optimizer"]
 
 
@@ -43,7 +43,7 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
         g1 = fwd
         for k, v in key.items():
             g1 = g1[g1[k] == v]
-        for num, den in PAIRS:
+        for num, den in ((p.numerator, p.denominator) for p in registry.pairs("H2")):
             for _, a3 in g3[g3.method == num].iterrows():
                 a1s = _same(_same(g1[g1.method == num], "mask", a3["mask"]), "backend", a3.backend)
                 b3s = _same(g3[g3.method == den], "optimizer", a3.optimizer)

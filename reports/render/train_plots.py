@@ -86,7 +86,7 @@ def drift(records, out, prefix):
     if d.empty:
         return None
     d = d.assign(series=[_label(r) + f" N={r.N} B={r.B}" for _, r in d.iterrows()])
-    styles = _styles(d.series)
+    styles = _styles(d)
     fig, ax = _figure()
     for _, r in d.sort_values("series").iterrows():
         steps = range(1, len(r.drift_errors) + 1)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from common.errors import MatrixError
+from kernels import registry
 from kernels.masks import PERIODIC_MASKS
-from kernels.registry import REGISTRY
 from measure.cells.matrix import DEFAULT_PATH, load_matrix
 
 
@@ -14,7 +14,7 @@ def test_smoke_suite_covers_every_method_and_mask_in_40_or_more_phase0_cells():
     smoke = load_matrix().suite("smoke")
     phase0 = [c for c in smoke.cells if c.phase == "phase0"]
     assert len(phase0) >= 40
-    two_rank_methods = {m for m, r in REGISTRY.items() if r.world_size != 1}
+    two_rank_methods = {m.name for m in registry.methods() if m.world_size != 1}
     assert two_rank_methods | {"dense_single"} <= {c.method for c in phase0}
     assert set(load_matrix().axes["mask"]) <= {c.mask for c in phase0}
     assert {1, 2} <= {c.world_size for c in phase0}
@@ -131,12 +131,13 @@ def test_a_zero_warm_up_is_a_valid_policy(write):
 def test_the_registry_and_benchmarks_json_name_the_same_methods():
     """Every method the matrix offers is registered, and every registered method is offered:
     a method added in one place and forgotten in the other fails here, not in a sweep."""
-    assert set(load_matrix().axes["method"]) == set(REGISTRY)
-    for name, spec in REGISTRY.items():
-        assert spec.cls.name == name and spec.cls.collective == spec.collective
+    assert set(load_matrix().axes["method"]) == set(registry.method_names())
+    for spec in registry.methods():
+        assert registry.spec_for(spec.cls) is spec  # a built method learns its own spec
 
 
 def test_smoke_and_gpu_check_hold_every_registered_method():
     """README says the smoke and gpu_check suites cover every method: this keeps it true."""
     for name in ("smoke", "gpu_check"):
-        assert {c.method for c in load_matrix().suite(name).cells} == set(REGISTRY), name
+        cells = load_matrix().suite(name).cells
+        assert {c.method for c in cells} == set(registry.method_names()), name
