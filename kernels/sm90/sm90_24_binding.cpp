@@ -4,7 +4,7 @@
 // a CUDA graph can capture it once prepare() has run for the configuration. The configurations
 // come from the generated sm90_24_configs.inc (one BS_SM90_CONFIG(fn) line per configuration and
 // dtype, each fn defined in its own generated kernel file).
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
 
@@ -121,7 +121,7 @@ GemmArgs make_args(const Entry& e, const at::Tensor& values, const at::Tensor& m
     TORCH_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0,
                 "sm90_24: every buffer must start on a 16-byte boundary");
   }
-  a.stream = at::cuda::getCurrentCUDAStream(a.device).stream();
+  a.stream = c10::cuda::getCurrentCUDAStream(a.device).stream();
   return a;
 }
 
@@ -207,7 +207,7 @@ std::vector<at::Tensor> cutlass_compress(const at::Tensor& dense) {
   int rc = bs_sm90::cutlass_compress(dtype_of(dense), dense.data_ptr(), ld, static_cast<int>(m),
                                      static_cast<int>(k), values.data_ptr(), meta.data_ptr(),
                                      dense.get_device(),
-                                     at::cuda::getCurrentCUDAStream(dense.get_device()).stream(),
+                                     c10::cuda::getCurrentCUDAStream(dense.get_device()).stream(),
                                      err, sizeof(err));
   raise_if(rc, "cutlass_compress", err);
   return {values, meta};
