@@ -1,7 +1,8 @@
 """One GPU, every 2:4 backend side by side: the Triton half, cuSPARSELt (searched alg), cuSPARSELt
-with B padded to its fastest batch, and the dense N_out x N_in/2 half (what TP runs per rank).
+with B padded to its fastest batch, the CUTLASS sm90 half (kernels/sm90_24.py: wgmma.sp, where it
+builds; otherwise its row says why not), and the dense N_out x N_in/2 half (what TP runs per rank).
 
-For each shape it (a) checks the three 2:4 halves against float64 (bound from dtype and K, the
+For each shape it (a) checks the 2:4 halves against float64 (bound from dtype and K, the
 harness's own rule), (b) times each backend in CUDA graphs of back-to-back forwards, median of
 samples, warm (one weight, L2-resident where it fits) and cold (forwards rotate over copies of
 the weight and X totalling > 3 x L2), in ROUNDS fresh graphs with the backends interleaved
@@ -43,7 +44,7 @@ from measure import checks  # noqa: E402
 FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256)]
 FULL.append((16384, 1024))
 QUICK = [(n, b) for n in (16384, 32768) for b in (16, 64)]
-SPARSE = ("triton", "cslt", "cslt_padded")
+SPARSE = ("triton", "cslt", "cslt_padded", "sm90")
 # The tuner's default search is every candidate; here a core subset keeps the run short (each
 # config compiles once per B bucket; N does not recompile): the pointer kernel's two best of the
 # first H100 run and its split-K one, and the copy-engine (tma_) variant's winning tiles. The time
@@ -189,7 +190,21 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
             fwd = [partial(torch.mm, xs[i], ws[i].t(), out=outs[i]) for i in range(copies)]
             nbytes = dense_bytes
         else:
-            halves = [SemiStructuredHalf(wm, None, backend, x) for _ in range(copies)]
+            if backend == "sm90":
+                from kernels import sm90_24
+
+                ok, why = sm90_24.available()
+                if not ok:
+                    r.not_run = why
+                    continue
+                first = sm90_24.Sm90Sparse24Half(wm, None, x, f"N={n} B={batch}")
+                r.tuning_ms = first.tuning_ms
+                halves = [first] + [
+                    sm90_24.Sm90Sparse24Half(wm, None, x, variant=first.alg_id)
+                    for _ in range(copies - 1)
+                ]
+            else:
+                halves = [SemiStructuredHalf(wm, None, backend, x) for _ in range(copies)]
             h = halves[0]
             r.alg_id, r.alg_source, r.padded_batch = h.alg_id, h.alg_source, h.padded_batch
             xs = [x] + [x.clone() for _ in range(copies - 1)]
@@ -241,19 +256,26 @@ def print_table(shapes: list[dict]) -> None:
                 f"{s['N']:>6} {s['B']:>5} {name:<12} {r['warm_ms']:9.4f} {r['cold_ms']:9.4f} "
                 f"{r['floor_ms']:8.4f} {r['pct_floor_cold']:6.1f}% {spread:6.1f}%  {alg}"
             )
-    print("\nratios (cold ms): triton/dense_half (floor 1.125), cslt/triton, cslt_padded/triton")
+    print(
+        "\nratios (cold ms): triton/dense_half (floor 1.125), cslt/triton, cslt_padded/triton, "
+        "sm90/dense_half, cslt/sm90"
+    )
     for s in shapes:
         t = {k: v["cold_ms"] for k, v in s["results"].items()}
         l2 = " (weights fit in L2: warm is L2-resident)" if s["weights_fit_l2"] else ""
         print(
             f"N={s['N']:>5} B={s['B']:>4}: {ratio(t['triton'], t['dense_half'])} "
-            f"{ratio(t['cslt'], t['triton'])} {ratio(t['cslt_padded'], t['triton'])}{l2}"
+            f"{ratio(t['cslt'], t['triton'])} {ratio(t['cslt_padded'], t['triton'])} "
+            f"{ratio(t['sm90'], t['dense_half'])} {ratio(t['cslt'], t['sm90'])}{l2}"
         )
-    print("\ntriton configs the tuner timed (do_bench median ms, L2 flushed), fastest first")
-    for s in shapes:
-        tried = sorted(s["results"]["triton"]["tuning_ms"].items(), key=lambda kv: kv[1])
-        row = "  ".join(f"{name} {ms:.4f}" for name, ms in tried)
-        print(f"N={s['N']:>5} B={s['B']:>4}: {row or 'from cache'}")
+    for backend in ("triton", "sm90"):
+        print(
+            f"\n{backend} configs the tuner timed (do_bench median ms, L2 flushed), fastest first"
+        )
+        for s in shapes:
+            tried = sorted(s["results"][backend]["tuning_ms"].items(), key=lambda kv: kv[1])
+            row = "  ".join(f"{name} {ms:.4f}" for name, ms in tried)
+            print(f"N={s['N']:>5} B={s['B']:>4}: {row or 'from cache'}")
 
 
 def main() -> None:
@@ -267,6 +289,7 @@ def main() -> None:
     cache_dir = tempfile.mkdtemp(prefix="kernel_bench_")
     os.environ["BS_TRITON24_CACHE"] = f"{cache_dir}/triton24.json"
     os.environ["BS_CSLT_ALG_CACHE"] = f"{cache_dir}/cslt.json"
+    os.environ["BS_SM90_24_CACHE"] = f"{cache_dir}/sm90_24.json"
     start = time.time()
     props = torch.cuda.get_device_properties(0)
     ceiling = copy_ceiling_tb_s()
