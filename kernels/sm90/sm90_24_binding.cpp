@@ -6,6 +6,7 @@
 // dtype, each fn defined in its own generated kernel file).
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <pybind11/stl.h>
 #include <torch/extension.h>
 
 #include <string>
@@ -80,8 +81,8 @@ GemmArgs make_args(const Entry& e, const at::Tensor& values, const at::Tensor& m
               "sm90_24: out must be ", n, " x ", m, " with unit column stride");
   TORCH_CHECK(n >= 1 && n <= INT32_MAX && m <= INT32_MAX && k <= INT32_MAX,
               "sm90_24: sizes out of range");
-  TORCH_CHECK(m % 64 == 0 && k % 128 == 0, "sm90_24: needs N_out % 64 == 0 and N_in % 128 == 0, got ",
-              m, " x ", k);
+  TORCH_CHECK(m % 64 == 0 && k % 128 == 0,
+              "sm90_24: needs N_out % 64 == 0 and N_in % 128 == 0, got ", m, " x ", k);
   GemmArgs a;
   a.values = values.data_ptr();
   a.meta = meta.data_ptr();
@@ -183,9 +184,9 @@ void prepare(int64_t index) {
 }
 
 at::Tensor gemm(int64_t index, const at::Tensor& values, const at::Tensor& meta,
-                const at::Tensor& x, const c10::optional<at::Tensor>& bias, at::Tensor& out,
-                const c10::optional<at::Tensor>& workspace, int64_t mode, int64_t splits,
-                int64_t sm_count) {
+                const at::Tensor& x, const c10::optional<at::Tensor>& bias,
+                const at::Tensor& out, const c10::optional<at::Tensor>& workspace, int64_t mode,
+                int64_t splits, int64_t sm_count) {
   const Entry& e = entry(index);
   const c10::cuda::CUDAGuard guard(values.device());
   GemmArgs a = make_args(e, values, meta, x, bias, out, workspace, mode, splits, sm_count);

@@ -45,7 +45,8 @@ int compress_on_host(int M, int K, const uint16_t* dense, uint16_t* values, uint
   static_assert(kChunk == 4 && C::PhysicalElemsAMmaRawPerChunk == 2, "2:4 on 16-bit data");
 
   ProblemShape problem{M, 1, K, 1};
-  const auto layout_gA = make_layout(make_shape(M, K, 1), make_stride(int64_t(K), _1{}, int64_t(0)));
+  const auto layout_gA =
+      make_layout(make_shape(M, K, 1), make_stride(int64_t(K), _1{}, int64_t(0)));
   const auto layout_gAC = SparseConfig::fill_layoutA(problem);
   const auto layout_gE = SparseConfig::fill_layoutE(problem);
 
@@ -55,7 +56,8 @@ int compress_on_host(int M, int K, const uint16_t* dense, uint16_t* values, uint
   Tensor gE_sparse = make_tensor(recast_ptr<ElementEMma>(meta), layout_gE);
   Tensor gE = recast<ElementEMmaRaw>(gE_sparse);
 
-  using cAsA_layout = decltype(make_layout(make_shape(TensorEAtomM{}, TensorEAtomK{}), LayoutRight{}));
+  using cAsA_layout =
+      decltype(make_layout(make_shape(TensorEAtomM{}, TensorEAtomK{}), LayoutRight{}));
   using cACsAC_layout = decltype(make_layout(
       make_shape(TensorEAtomM{}, TensorEAtomK{} / ElementASparsity{}), LayoutRight{}));
   using cEsE_layout = decltype(make_layout(
@@ -142,7 +144,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fclose(f);
-  int rc = bf16 ? compress_on_host<cutlass::bfloat16_t>(M, K, dense.data(), values.data(), meta.data())
+  int rc = bf16 ? compress_on_host<cutlass::bfloat16_t>(M, K, dense.data(), values.data(),
+                                                         meta.data())
                 : compress_on_host<cutlass::half_t>(M, K, dense.data(), values.data(), meta.data());
   if (rc) return rc;
   f = std::fopen(argv[5], "wb");
