@@ -285,6 +285,194 @@ def test_the_converter_round_trips_and_writes_into_the_given_buffer():
         sm90_24.to_cutlass_meta(meta[:96])
 
 
+# ------------------------------------------------- the half and the GPU checks, emulated
+
+
+def _cutlass_rules_compress(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, E) as CUTLASS's sm90 compressor writes them (its chunk rules: nonzeros in order,
+    -0.0 is zero, a lone value pairs with index 3, an empty group gets code 0), in Python."""
+    n_out, n_in = w.shape
+    bits = w.reshape(n_out, n_in // 4, 4).view(torch.int16)
+    values = torch.zeros(n_out, n_in // 4, 2, dtype=torch.int16)
+    codes = torch.zeros(n_out, n_in // 4, dtype=torch.int32)
+    for r in range(n_out):
+        for g in range(n_in // 4):
+            kept = [j for j in range(4) if int(bits[r, g, j]) & 0x7FFF]
+            vals = [int(bits[r, g, j]) for j in kept]
+            if len(kept) == 1 and kept[0] == 3:
+                kept, vals = [0, 3], [0, vals[0]]
+            elif len(kept) == 1:
+                kept, vals = [kept[0], 3], [vals[0], 0]
+            elif not kept:
+                kept, vals = [0, 0], [0, 0]
+            values[r, g] = torch.tensor(vals, dtype=torch.int16)
+            codes[r, g] = kept[0] | kept[1] << 2
+    shifts = 4 * torch.arange(8)
+    words = (codes.view(n_out, -1, 8).long() << shifts).sum(-1)
+    meta = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+    return values.view(n_out, n_in // 2).view(w.dtype), sm90_24.to_cutlass_meta(meta)
+
+
+class _EmulatedExt:
+    """The binding's interface with the GEMM emulated in float64 on the CPU. It reads exactly
+    the buffers the kernel reads (the half's values and CUTLASS's E, decoded through
+    from_cutlass_meta), so a wrong permutation, a stale buffer or a lost plant shows."""
+
+    __name__ = "bs_sm90_24_emulated"
+
+    def __init__(self):
+        self.calls = []
+
+    def configs(self):
+        pairs = [(c, d) for c in sm90_24.CONFIGS for d in DTYPES]
+        return [
+            {"index": i, "name": c.name, "dtype": d, "tile_m": c.tile_m, "tile_n": c.tile_n,
+             "tile_k": c.tile_k, "stream_k": c.stream_k, "e_atom_k": 128, "stages": 4,
+             "smem_bytes": 0, "threads": 384}
+            for i, (c, d) in enumerate(pairs)
+        ]  # fmt: skip
+
+    def workspace_bytes(self, index, m, n, k, mode, splits, sms):
+        return 4096 * splits if mode == sm90_24.MODES["splitk"] else 0
+
+    def check(self, index, values, meta, x, bias, out, workspace, mode, splits, sms):
+        cfg = self.configs()[index]
+        if sm90_24.DTYPES[values.dtype] != cfg["dtype"]:
+            return f"configuration {cfg['name']} is built for {cfg['dtype']}"
+        if workspace.numel() < self.workspace_bytes(index, 0, 0, 0, mode, splits, sms):
+            return "workspace too small"
+        return ""
+
+    def prepare(self, index):
+        pass
+
+    def gemm(self, index, values, meta, x, bias, out, workspace, mode, splits, sms):
+        self.calls.append((index, mode, splits))
+        n_out, n_in = values.shape[0], values.shape[1] * 2
+        w = decompress(Compressed24(values, sm90_24.from_cutlass_meta(meta, n_out, n_in)))
+        y = x.double() @ w.double().t()
+        out.copy_(y if bias is None else y + bias.double())
+        return out
+
+    def cutlass_compress(self, dense):
+        return _cutlass_rules_compress(dense)
+
+
+@pytest.fixture
+def emulated(monkeypatch, tmp_path):
+    """sm90_24 on the CPU with the emulated kernel: the real half, tuner and cache around it."""
+    ext = _EmulatedExt()
+    props = type("Props", (), {"multi_processor_count": 132})()
+    monkeypatch.setattr(sm90_24, "available", lambda: (True, "emulated"))
+    monkeypatch.setattr(sm90_24, "load", lambda verbose=False: ext)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a: props)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "emulated H100")
+    monkeypatch.setenv(sm90_24.CACHE_ENV, str(tmp_path / "sm90_cache.json"))
+    ticks = iter(range(1000, 0, -1))  # each variant timed is faster than the one before
+    monkeypatch.setattr(sm90_24, "_median_ms", lambda fn: (fn(), next(ticks) / 1000)[1])
+    return ext
+
+
+def _masked(n_out, n_in, dtype, gen, mask="random_2of4"):
+    from kernels.masks import make_mask_pair
+
+    w = torch.randn(n_out, n_in, generator=gen).to(dtype)
+    return w * make_mask_pair(mask, w, gen)[0]
+
+
+def test_the_half_tunes_once_caches_its_choice_and_computes_x_w_t(emulated, tmp_path):
+    gen = torch.Generator().manual_seed(21)
+    w = _masked(512, 1024, torch.bfloat16, gen)
+    bias = torch.randn(512, generator=gen).to(torch.bfloat16)
+    x = torch.randn(16, 1024, generator=gen).to(torch.bfloat16)
+    half = sm90_24.Sm90Sparse24Half(w, bias, x, "cell")
+    options = [v.name for v in sm90_24.candidates(512, 1024, 16, 132)]
+    assert half.alg_source == "tuned" and list(half.tuning_ms) == options
+    assert half.alg_id == options[-1]  # the emulated timer made the last one fastest
+    assert half.stored_bytes == 512 * 1024 * 2 * 9 // 16
+    out = torch.full((16, 512), float("nan"), dtype=torch.bfloat16)
+    assert half.mm_into(x, out) is out
+    want = (x.double() @ w.double().t() + bias.double()).to(torch.bfloat16)
+    assert torch.equal(out, want)
+    again = sm90_24.Sm90Sparse24Half(w, bias, x, "cell")
+    assert again.alg_source.startswith("cache ") and again.alg_id == half.alg_id
+    assert not again.tuning_ms
+    stored = json.loads((tmp_path / "sm90_cache.json").read_text())
+    assert list(stored.values()) == [half.alg_id]
+    assert "emulated H100 | cutlass sm90 2:4 emulated | " in next(iter(stored))
+
+
+def test_recompress_from_a_transposed_view_keeps_the_buffers(emulated):
+    gen = torch.Generator().manual_seed(22)
+    w = _masked(256, 512, torch.float16, gen, "transposable_random")
+    x = torch.randn(8, 256, generator=gen).to(torch.float16)
+    half = sm90_24.Sm90Sparse24Half(w.t(), None, x, variant="pingpong_m64_n16_k128_c1x1.dp")
+    assert half.alg_source == "given"
+    buffers = [t.data_ptr() for t in (half.compressed.values, half.meta_e)]
+    assert torch.equal(half.mm(x), (x.double() @ w.double()).to(torch.float16))
+    w2 = _masked(256, 512, torch.float16, gen, "transposable_random")  # another mask too
+    half.recompress(w2.t())
+    assert [t.data_ptr() for t in (half.compressed.values, half.meta_e)] == buffers
+    assert torch.equal(half.mm(x), (x.double() @ w2.double()).to(torch.float16))
+
+
+def test_a_split_k_variant_gets_its_workspace_and_a_wrong_dtype_is_refused(emulated):
+    gen = torch.Generator().manual_seed(23)
+    w = _masked(256, 1024, torch.bfloat16, gen)
+    x = torch.randn(16, 1024, generator=gen).to(torch.bfloat16)
+    half = sm90_24.Sm90Sparse24Half(w, None, x, variant="coop_m128_n16_k128_c1x1.splitk4")
+    assert half.workspace.numel() == 4096 * 4
+    half.mm(x)
+    assert emulated.calls[-1][1:] == (sm90_24.MODES["splitk"], 4)
+    with pytest.raises(CellSpecError, match="backend sm90 needs bf16 or fp16"):
+        sm90_24.Sm90Sparse24Half(w.float(), None, x.float())
+
+
+@pytest.fixture
+def gpu_check(emulated, monkeypatch):
+    """scripts/sm90_gpu_check.py's checks on the CPU against the emulated kernel, small shapes."""
+    gpu = _gpu_check_module()
+    monkeypatch.setattr(gpu, "DEVICE", "cpu")
+    monkeypatch.setattr(gpu, "COMPRESSOR_SHAPES", ((128, 256), (256, 128)))
+    monkeypatch.setattr(gpu, "TRANSPOSED_SHAPES", ((256, 128, 8), (128, 512, 40)))
+    return gpu
+
+
+def test_the_gpu_scripts_checks_pass_and_catch_every_plant_on_a_correct_kernel(gpu_check):
+    gpu = gpu_check
+    report = gpu.Report(None)
+    gen = torch.Generator().manual_seed(24)
+    gpu.check_compressor(report, "bf16", gen)
+    gpu.check_variants(report, "fp16", 256, (1, 40), gen)
+    gpu.check_planted(report, "bf16", 256, 16, gen)
+    gpu.check_transposed(report, "bf16", gen)
+    assert not report.doc["failures"], report.doc["failures"]
+    kinds = {c["check"] for c in report.doc["checks"]}
+    assert kinds == {"compressor", "variant", "planted", "transposed"}
+    planted = [c for c in report.doc["checks"] if c["check"] == "planted"]
+    assert {c["plant"] for c in planted} == {"plant_moved_index", "plant_swapped_pair"}
+    assert all(c["caught"]["mismatches"] > 0 and c["restored"]["exact"] for c in planted)
+
+
+def test_the_gpu_scripts_checks_fail_on_a_wrong_metadata_layout(gpu_check, monkeypatch):
+    """A converter that lays E out in another order (atoms along K first) must fail the exact
+    probe: the checks see layout bugs, not just crashes."""
+    right = sm90_24.to_cutlass_meta
+
+    def wrong(meta, out=None):
+        e = right(meta)
+        n_out, n_in = meta.shape[0], meta.shape[1] * 32
+        e = e.view(n_in // 128, n_out // 64, 1024).transpose(0, 1).contiguous().view(-1)
+        return e if out is None else out.copy_(e)
+
+    monkeypatch.setattr(sm90_24, "to_cutlass_meta", wrong)
+    gpu = gpu_check
+    report = gpu.Report(None)
+    gpu.check_variants(report, "bf16", 256, (16,), torch.Generator().manual_seed(25))
+    assert report.doc["failures"]
+    assert all(not c["exact"]["exact"] for c in report.doc["checks"])
+
+
 # ------------------------------------------------------------------------------- toolchain
 
 
