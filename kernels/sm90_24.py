@@ -456,10 +456,24 @@ def build_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "block-shock-bench" / "sm90_24"
 
 
-@functools.cache
+_LOADED: dict = {}  # the extension, or the exception its build raised (one build a process)
+
+
 def load(verbose: bool = False):
-    """The compiled extension (built on first use, then from the cache). Raises on failure;
-    `available()` is the non-raising front door."""
+    """The compiled extension (built on first use, then from the cache). Raises on failure, the
+    same exception again on later calls; `available()` is the non-raising front door.
+    `verbose` shows the build's commands (only the first call builds)."""
+    if "ext" not in _LOADED:
+        try:
+            _LOADED["ext"] = _build(verbose)
+        except Exception as e:
+            _LOADED["ext"] = e
+    if isinstance(_LOADED["ext"], Exception):
+        raise _LOADED["ext"]
+    return _LOADED["ext"]
+
+
+def _build(verbose: bool):
     from torch.utils import cpp_extension
 
     include, why = cutlass_include()
@@ -474,8 +488,10 @@ def load(verbose: bool = False):
     generated = write_sources(folder / "gen", configs)
     sources = [str(SOURCE_DIR / s) for s in FIXED_SOURCES] + [str(p) for p in generated]
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 4))
-    if "CUDA_HOME" not in os.environ and nvcc.parent.name == "bin":
-        os.environ["CUDA_HOME"] = str(nvcc.parent.parent)
+    if cpp_extension.CUDA_HOME is None and nvcc.parent.name == "bin":
+        # torch reads $CUDA_HOME once, at import; the nvcc found here (PATH, the wheel) is
+        # the toolkit to build with
+        cpp_extension.CUDA_HOME = str(nvcc.parent.parent)
     return cpp_extension.load(
         name=f"bs_sm90_24_{key}",
         sources=sources,

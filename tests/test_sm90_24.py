@@ -547,10 +547,12 @@ def test_every_configuration_issues_the_sparse_tensor_core_instruction(config, t
     doc = _sass(config, tmp_path)
     results = doc["results"]
     assert {r["dtype"] for r in results} == {"bf16", "fp16"}
+    tile_n = sm90_24.CONFIG_BY_NAME[config].tile_n
     for r in results:
-        dtype = r["dtype"].upper()
         assert r["sparse"] > 0 and r["dense"] == 0, r
-        assert all(op.startswith("HGMMA.SP.64x") and dtype in op for op in r["hgmma"]), r
+        # fp16 prints as HGMMA.SP.64xNx32.F32 (no input suffix), bf16 with .BF16
+        suffix = ".F32.BF16" if r["dtype"] == "bf16" else ".F32"
+        assert list(r["hgmma"]) == [f"HGMMA.SP.64x{tile_n}x32{suffix}"], r
         assert r["local"] == 0, r
 
 
