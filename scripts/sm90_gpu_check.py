@@ -133,14 +133,19 @@ def build(report: Report, verbose: bool) -> bool:
         nvcc=str(sm90_24.find_nvcc()),
     )
     log(f"{props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
+    log(f"CUTLASS: {report.doc['meta']['cutlass_include']}; nvcc: {report.doc['meta']['nvcc']}")
     t = time.time()
     try:
         ext = sm90_24.load(verbose)
     except Exception as e:
         report.doc["build"] = {"ok": False, "seconds": time.time() - t}
         report.fail("build", e)
+        lines = str(e).splitlines()
+        errors = [ln for ln in lines if "error" in ln.lower()][:40]
+        log("build output, its error lines first, then its tail:")
+        log("\n".join(errors + ["..."] + lines[-40:]))
         ok, why = sm90_24.available()
-        log(f"build failed after {time.time() - t:.0f} s; available() says: {why}")
+        log(f"build failed after {time.time() - t:.0f} s; available() says: {why[:300]}")
         return False
     seconds = time.time() - t
     ok, why = sm90_24.available()
@@ -526,6 +531,12 @@ def bench_shape(n: int, batch: int, ceiling: float, l2: int, with_triton: bool) 
                     ]
                     r["tuning_ms"] = halves[0].tuning_ms
                 else:
+                    if backend == "triton":  # kernel_bench's core configs: a short tuning
+                        from kernels import triton24, tune24
+
+                        configs = tuple(triton24.CONFIG_BY_NAME[c] for c in kb.CORE_CONFIGS)
+                        where = f"N={n} B={batch}"
+                        _, _, r["tuning_ms"] = tune24.choose(compress(wm), None, x, where, configs)
                     halves = [SemiStructuredHalf(wm, None, backend, x) for _ in range(copies)]
                 r["build_s"] = time.time() - t
                 r["alg_id"], r["alg_source"] = halves[0].alg_id, halves[0].alg_source
@@ -621,6 +632,13 @@ def run_bench(report: Report, quick: bool, with_triton: bool) -> None:
             t = time.time()
             try:
                 shapes.append(bench_shape(n, batch, ceiling, props.L2_cache_size, with_triton))
+                for name, res in shapes[-1]["results"].items():
+                    if "not_run" in res:  # the others' gaps are context; sm90's are failures
+                        what = f"bench N={n} B={batch} {name}"
+                        if name == "sm90":
+                            report.fail(what, res["not_run"])
+                        else:
+                            report.doc.setdefault("notes", []).append(f"{what}: {res['not_run']}")
                 r = shapes[-1]["results"]["sm90"]
                 got = f"sm90 {r.get('cold_ms', float('nan')):.4f} ms ({r.get('alg_id')})"
             except Exception as e:
