@@ -577,6 +577,7 @@ class Sm90Sparse24Half:
         alg_id: the chosen variant's name (configuration and decomposition).
         alg_source: "tuned", "cache <path>" or "given".
         tuning_ms: median ms of every variant timed (empty when cached or given).
+        tuning_errors: variants the tuner skipped because CUTLASS refused them, with the reason.
         stored_bytes: bytes the GEMM reads for the whole weight (values + E): 9/16 of dense.
     """
 
@@ -615,6 +616,7 @@ class Sm90Sparse24Half:
         dtype = DTYPES[self.dtype]
         self._index = {c["name"]: c["index"] for c in self._ext.configs() if c["dtype"] == dtype}
         self.tuning_ms: dict[str, float] = {}
+        self.tuning_errors: dict[str, str] = {}  # variants the tuner could not run, and why
         self.workspace = torch.empty(0, dtype=torch.uint8, device=device)
         if variant is not None:
             chosen, self.alg_source = Variant.parse(variant), "given"
@@ -669,11 +671,15 @@ class Sm90Sparse24Half:
         for v in options:
             try:
                 self._use(v, x)
-            except CellSpecError:
-                continue  # CUTLASS's can_implement said no: not a candidate here
-            self.tuning_ms[v.name] = _median_ms(lambda: self.mm_into(x, out))
+                self.tuning_ms[v.name] = _median_ms(lambda: self.mm_into(x, out))
+            except (CellSpecError, RuntimeError) as e:
+                # CUTLASS said no (can_implement or a failed launch status): not a candidate
+                # here; the reason is kept. A fault that breaks the CUDA context still surfaces.
+                self.tuning_errors[v.name] = str(e).splitlines()[0][:300]
         if not self.tuning_ms:
-            raise CellSpecError(f"{self.where}: no sm90 variant can run B={batch}")
+            raise CellSpecError(
+                f"{self.where}: no sm90 variant can run B={batch}: {self.tuning_errors}"
+            )
         best = min(self.tuning_ms, key=self.tuning_ms.get)
         if path is not None:
             alg_cache.store(path, k, best)

@@ -530,6 +530,7 @@ def bench_shape(n: int, batch: int, ceiling: float, l2: int, with_triton: bool) 
                         for _ in range(copies - 1)
                     ]
                     r["tuning_ms"] = halves[0].tuning_ms
+                    r["tuning_errors"] = halves[0].tuning_errors
                 else:
                     if backend == "triton":  # kernel_bench's core configs: a short tuning
                         from kernels import triton24, tune24

@@ -388,6 +388,7 @@ def test_the_half_tunes_once_caches_its_choice_and_computes_x_w_t(emulated, tmp_
     half = sm90_24.Sm90Sparse24Half(w, bias, x, "cell")
     options = [v.name for v in sm90_24.candidates(512, 1024, 16, 132)]
     assert half.alg_source == "tuned" and list(half.tuning_ms) == options
+    assert not half.tuning_errors
     assert half.alg_id == options[-1]  # the emulated timer made the last one fastest
     assert half.stored_bytes == 512 * 1024 * 2 * 9 // 16
     out = torch.full((16, 512), float("nan"), dtype=torch.bfloat16)
@@ -426,6 +427,23 @@ def test_a_split_k_variant_gets_its_workspace_and_a_wrong_dtype_is_refused(emula
     assert emulated.calls[-1][1:] == (sm90_24.MODES["splitk"], 4)
     with pytest.raises(CellSpecError, match="backend sm90 needs bf16 or fp16"):
         sm90_24.Sm90Sparse24Half(w.float(), None, x.float())
+
+
+def test_a_variant_cutlass_refuses_is_skipped_by_the_tuner_with_its_reason(emulated, monkeypatch):
+    refuse = "coop_m128_n16_k128_c1x1.splitk2"
+
+    def gemm(index, values, meta, x, bias, out, workspace, mode, splits, sms):
+        if (mode, splits) == (sm90_24.MODES["splitk"], 2):
+            raise RuntimeError("sm90_24 coop_m128_n16_k128_c1x1: CUTLASS run: Error Internal")
+        return _EmulatedExt.gemm(emulated, index, values, meta, x, bias, out, workspace, mode,
+                                 splits, sms)  # fmt: skip
+
+    monkeypatch.setattr(emulated, "gemm", gemm)
+    gen = torch.Generator().manual_seed(26)
+    w = _masked(256, 1024, torch.bfloat16, gen)
+    half = sm90_24.Sm90Sparse24Half(w, None, torch.randn(16, 1024).to(torch.bfloat16))
+    assert refuse not in half.tuning_ms and "Error Internal" in half.tuning_errors[refuse]
+    assert half.alg_id != refuse
 
 
 @pytest.fixture
