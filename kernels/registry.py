@@ -558,6 +558,15 @@ register_backend(
 )
 register_backend(
     BackendSpec(
+        "sm90",
+        "kernels.backends.sm90:Sm90",
+        "CUTLASS 3 sm90 sparse tensor-core GEMM (wgmma.sp, kernels/sm90_24.py), built just in "
+        "time on Hopper",
+        marker="X",
+    )
+)
+register_backend(
+    BackendSpec(
         "emulated",
         "kernels.backends.emulated:Emulated",
         "masked dense math (no semi-structured kernel off a GPU); every record says emulated",

@@ -292,6 +292,7 @@ def main() -> None:
     cache_dir = tempfile.mkdtemp(prefix="kernel_bench_")
     os.environ["BS_TRITON24_CACHE"] = f"{cache_dir}/triton24.json"
     os.environ["BS_CSLT_ALG_CACHE"] = f"{cache_dir}/cslt.json"
+    os.environ["BS_SM90_24_CACHE"] = f"{cache_dir}/sm90_24.json"
     start = time.time()
     props = torch.cuda.get_device_properties(0)
     ceiling = copy_ceiling_tb_s()

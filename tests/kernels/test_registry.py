@@ -28,6 +28,8 @@ NOT_NAMES = {
     # the original study's own column names (DESIGN.md); a spec's `original_study` maps to them
     ("reports/analysis/figures.py", "dense_single"),
     ("reports/analysis/figures.py", "block_shock"),
+    # the folder of the sm90 kernels' C++ sources, not the backend
+    ("kernels/sm90_24.py", "sm90"),
     # the Python package and its version, not the backend
     ("kernels/backends/triton_half.py", "triton"),
     ("scripts/kernel_bench.py", "triton"),
