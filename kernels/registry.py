@@ -41,7 +41,7 @@ MASKED_DENSE_KERNEL = "masked_dense"
 MASK_RULES = ("none", "any", "periodic")
 SPLITS = (None, "N", "N_out")
 QUESTIONS = ("H1", "H2", "H3", "study", "baseline")
-MARKERS = ("o", "s", "D", "^", "v", "P", "X")  # matplotlib markers a style may name
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")  # matplotlib markers a style may name
 FALLBACK_COLORS = tuple(f"C{i}" for i in range(10))  # a method registered with no style
 
 
@@ -192,6 +192,7 @@ class BackendSpec:
     marker: the marker of a 2:4 method's series on it (the method keeps its colour).
     default_on: device types where a cell that names no backend runs on it ("auto").
     shown: named in a series' label (the emulated path is said by its report section instead).
+    candidate: the auto backend times it for every shape and may pick it.
     """
 
     name: str
@@ -201,6 +202,7 @@ class BackendSpec:
     label: str | None = None
     default_on: tuple[str, ...] = ()
     shown: bool = True
+    candidate: bool = False
 
     @property
     def shown_as(self) -> str:
@@ -394,12 +396,23 @@ def backend(name: str) -> Backend:
     return _BACKEND_OBJECTS[name]
 
 
+# The backend name a cell or a run gives to mean "the best this device has": on a GPU the
+# backend of that name, which picks the fastest candidate per shape; elsewhere the device's
+# default (the emulated path on a CPU).
+AUTO = "auto"
+
+
 def default_backend(device_type: str) -> str:
-    """The backend a 2:4 method runs on where its cell names none and the run asks for "auto"."""
+    """The backend a 2:4 method runs on where its cell names none and the run asks for AUTO."""
     for b in backend_specs():
         if device_type in b.default_on:
             return b.name
     raise MatrixError(f"no 2:4 backend is the default on {device_type!r}; register one")
+
+
+def auto_candidates() -> tuple[str, ...]:
+    """The backends the auto backend chooses among (each still says whether it can run)."""
+    return tuple(b.name for b in backend_specs() if b.candidate)
 
 
 def find_backend(name: object) -> BackendSpec | None:
@@ -527,9 +540,10 @@ register_backend(
     BackendSpec(
         "cslt",
         "kernels.backends.cslt:Cslt",
-        "torch._cslt_sparse_mm with the alg id its search picked (cached per machine and shape)",
+        "torch._cslt_sparse_mm with the alg and split-K its search picked (cached per machine "
+        "and shape)",
         marker="s",
-        default_on=("cuda",),
+        candidate=True,
     )
 )
 register_backend(
@@ -538,6 +552,7 @@ register_backend(
         "kernels.backends.cslt_padded:CsltPadded",
         "cslt with B padded to the batch size that ran fastest when the half was built",
         marker="D",
+        candidate=True,
     )
 )
 register_backend(
@@ -554,6 +569,7 @@ register_backend(
         "kernels.backends.triton_half:Triton",
         "this project's compressed format and Triton kernel (kernels/triton24.py), tuned per GPU",
         marker="v",
+        candidate=True,
     )
 )
 register_backend(
@@ -563,6 +579,17 @@ register_backend(
         "CUTLASS 3 sm90 sparse tensor-core GEMM (wgmma.sp, kernels/sm90_24.py), built just in "
         "time on Hopper",
         marker="X",
+        candidate=True,
+    )
+)
+register_backend(
+    BackendSpec(
+        AUTO,
+        "kernels.backends.auto:Auto",
+        "per shape, the fastest of the candidate backends that run here and pass a float64 "
+        "check, timed in CUDA graphs once per GPU and shape (cached); the record names it",
+        marker="*",
+        default_on=("cuda",),
     )
 )
 register_backend(

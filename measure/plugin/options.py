@@ -59,7 +59,7 @@ def pytest_addoption(parser):
         "(kernels/registry.py); repeatable; rank workers and study slices load it too, "
         f"through ${registry.EXTENSIONS_ENV}",
     )
-    g.addoption("--bs-backend", default="auto", help=_backend_help())
+    g.addoption("--bs-backend", default=registry.AUTO, help=_backend_help())
     g.addoption(
         "--bs-mode",
         choices=("graph", "eager"),
@@ -165,10 +165,10 @@ def pytest_configure(config):
     except ImportError as e:
         raise pytest.UsageError(f"--bs-extension: {e}") from None
     backend = config.getoption("--bs-backend")
-    if backend != "auto" and backend not in registry.backend_names():
+    if backend not in registry.backend_names():
         raise pytest.UsageError(
             f"--bs-backend {backend!r}{closest(backend, registry.backend_names())}: "
-            f"choose auto or one of {registry.backend_names()}"
+            f"choose one of {registry.backend_names()}"
         )
 
 

@@ -109,17 +109,22 @@ def test_gpu_only_rules_are_checked_before_anything_runs():
     with pytest.raises(
         CellSpecError, match=r"block_shock-N132x128.*multiples of 64, got 128 x 132"
     ):
-        preflight(odd, "cuda")
+        preflight(odd, "cuda", "cslt")
     fp32 = CellSpec(
         "phase0", "block_shock", 256, 256, 64, "fp32", "random_2of4", "gaussian", 2, False
     )
     with pytest.raises(CellSpecError, match="need bf16 or fp16"):
+        preflight(fp32, "cuda", "cslt")
+    # auto (the default on a GPU) takes a shape some candidate takes, and refuses one that none
+    # takes with every candidate's reason
+    with pytest.raises(CellSpecError, match=r"no candidate of the auto backend.*cslt: .*bf16"):
         preflight(fp32, "cuda")
     ragged = CellSpec(
         "phase0", "block_shock", 256, 256, 12, "bf16", "random_2of4", "gaussian", 2, False
     )
     with pytest.raises(CellSpecError, match="B a multiple of 8, got 12"):
-        preflight(ragged, "cuda")
+        preflight(ragged, "cuda", "cslt")
+    preflight(ragged, "cuda")  # cuSPARSELt cannot, but auto's padded cuSPARSELt can
 
 
 def test_a_zero_warm_up_is_a_valid_policy(write):

@@ -38,7 +38,7 @@ def test_an_unknown_suite_is_a_usage_error_naming_the_closest(project):
 def test_a_gpu_only_backend_on_cpu_fails_before_anything_runs(project):
     result = project.runpytest_subprocess("--bs-backend", "cslt", "--bs-device", "cpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--bs-backend cslt needs a CUDA GPU*emulated*"])
+    result.stderr.fnmatch_lines(["*--bs-backend cslt: the cslt 2:4 backend needs a CUDA GPU*cpu*"])
 
 
 def test_phase1_json_holds_device_seconds_and_extra_info(project, tmp_path):
