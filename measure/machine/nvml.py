@@ -42,6 +42,8 @@ def _pci_bus_id(device: torch.device) -> str:
 
 
 def static_info(device: torch.device) -> dict:
+    """The driver, the device's name and its caps (power limit, the highest SM and memory
+    clocks), or {"nvml": "unavailable: reason"}: never a made-up number."""
     try:
         h = handle(device)
         return {
@@ -49,6 +51,7 @@ def static_info(device: torch.device) -> dict:
             "nvml_name": _str(pynvml.nvmlDeviceGetName(h)),
             "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3,
             "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM),
+            "max_mem_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM),
         }
     except Exception as e:  # noqa: BLE001 - MeterUnavailable and every NVMLError subclass
         return {"nvml": f"unavailable: {e}"}
