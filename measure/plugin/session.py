@@ -8,7 +8,6 @@ a passed result, so a failed check's timing can never reach pytest-benchmark.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass, field
 
@@ -56,10 +55,6 @@ class BenchSession:
                     "energy": self.options.energy,
                 },
             )
-
-    @property
-    def torchrun_size(self) -> int | None:
-        return int(os.environ["WORLD_SIZE"]) if self.registry.torchrun else None
 
     @property
     def registry(self):

@@ -66,10 +66,6 @@ class TimingPolicy:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def load(self) -> str:
-        return "sustained" if self.max_duty >= 1 else f"burst (duty <= {self.max_duty:g})"
-
 
 DEFAULT_POLICY = TimingPolicy()
 
