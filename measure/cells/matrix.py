@@ -13,6 +13,7 @@ import itertools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from common.cell import AXES, OPTIONAL_AXES, CellSpec
 from common.dtypes import DTYPE_NAMES
@@ -163,7 +164,8 @@ def _normalized(cell: CellSpec) -> CellSpec:
         "variant": "variant" in phase.axes and spec.semi_structured,
         "steps": "steps" in phase.axes,
     }
-    return replace(cell, **{axis: None for axis, kept in keep.items() if not kept})
+    dropped: dict[str, Any] = {axis: None for axis, kept in keep.items() if not kept}
+    return replace(cell, **dropped)
 
 
 def _expand_block(path, where, block, axes) -> list[CellSpec]:

@@ -50,7 +50,7 @@ class Difference:
         return f"{self.field}: {self.compared!r} (compared run) vs {self.current!r} (this run)"
 
 
-def differences(compared: dict, current: dict) -> list[Difference]:
+def differences(compared: dict[str, Any], current: dict[str, Any]) -> list[Difference]:
     """The compared fields whose values differ between two pytest-benchmark `machine_info`
     dicts; a run saved without the harness's block differs in that block as a whole."""
     old, new = compared.get(KEY), current.get(KEY)

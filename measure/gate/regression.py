@@ -28,6 +28,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class Judgement:
         return out
 
 
-def load_run(path: Path) -> dict:
+def load_run(path: Path) -> dict[str, Any]:
     """A pytest-benchmark JSON document whose every benchmark holds its raw samples;
     GateError naming the file otherwise."""
     try:
@@ -144,7 +145,7 @@ def load_run(path: Path) -> dict:
     return doc
 
 
-def samples_of(benchmarks: list[dict], source: str) -> dict[str, list[float]]:
+def samples_of(benchmarks: list[dict[str, Any]], source: str) -> dict[str, list[float]]:
     """Each benchmark's raw samples by full name, from pytest-benchmark's JSON `benchmarks`;
     GateError naming `source` where a benchmark has none (saved without its data)."""
     out: dict[str, list[float]] = {}
@@ -177,7 +178,7 @@ def median_ratio_interval(
     return float(np.median(b) / np.median(a)), (float(lo), float(hi))
 
 
-def judge_runs(old: list[dict], new: list[dict], rule: GateRule) -> Judgement:
+def judge_runs(old: list[dict[str, Any]], new: list[dict[str, Any]], rule: GateRule) -> Judgement:
     """Judge every cell two pytest-benchmark runs share (their `benchmarks` lists)."""
     before = samples_of(old, "baseline")
     after = samples_of(new, "this run")

@@ -38,7 +38,9 @@ def handle(device: torch.device):
 def _pci_bus_id(device: torch.device) -> str:
     props = torch.cuda.get_device_properties(device)
     domain = getattr(props, "pci_domain_id", 0)
-    return f"{domain:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    # torch's stubs omit the PCI fields that the properties object has
+    bus, dev = props.pci_bus_id, props.pci_device_id  # type: ignore[attr-defined]
+    return f"{domain:08x}:{bus:02x}:{dev:02x}.0"
 
 
 def static_info(device: torch.device) -> dict:

@@ -18,7 +18,7 @@ class RankContext:
     world_size: int
     device: torch.device
     backend: str  # "gloo" or "nccl"
-    group: object  # None for world_size 1
+    group: dist.ProcessGroup | None  # None for world_size 1
     shared_device: bool  # several ranks on one GPU: correct, but timings not representative
     generation: int = 0  # how many times this world size's pool was (re)started in this run
 
