@@ -76,12 +76,16 @@ def judge(out: Path, confidences: list[float], min_effects: list[float]) -> None
         for min_effect in min_effects:
             rule = GateRule(confidence=confidence, min_effect=min_effect)
             flagged_pairs, flagged_cells, cells, worst = 0, 0, 0, 0.0
+            fixed_pairs, fixed_cells = 0, 0  # the fixed rule: median new/old above 1 + effect
             for old, new in docs.values():
                 verdicts = judge_runs(old["benchmarks"], new["benchmarks"], rule).judged
                 regressed = [v for v in verdicts if v.regressed]
+                fixed = [v for v in verdicts if v.ratio > rule.threshold]
                 cells += len(verdicts)
                 flagged_cells += len(regressed)
                 flagged_pairs += bool(regressed)
+                fixed_cells += len(fixed)
+                fixed_pairs += bool(fixed)
                 worst = max([worst, *(v.interval[0] for v in verdicts)])
             row = {
                 "confidence": confidence,
@@ -91,12 +95,15 @@ def judge(out: Path, confidences: list[float], min_effects: list[float]) -> None
                 "cells_judged": cells,
                 "cells_flagged": flagged_cells,
                 "highest_lower_bound": round(worst, 4),
+                "fixed_rule_pairs_flagged": fixed_pairs,
+                "fixed_rule_cells_flagged": fixed_cells,
             }
             rows.append(row)
             print(
                 f"confidence {confidence:g} min effect {min_effect:g}: {flagged_pairs} of "
                 f"{len(docs)} A/A pairs flagged ({flagged_cells} of {cells} cell comparisons); "
-                f"highest lower bound {worst:.3f}"
+                f"highest lower bound {worst:.3f}; a fixed median rule at {rule.threshold:g}x "
+                f"flags {fixed_pairs} pairs ({fixed_cells} cells)"
             )
     (out / "judged.json").write_text(json.dumps(rows, indent=1))
 
