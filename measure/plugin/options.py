@@ -175,12 +175,14 @@ def _comparison_options(g) -> None:
     g.addoption(
         "--bs-gate-confidence",
         type=float,
+        metavar="C",
         default=GateRule.confidence,
         help=f"two-sided confidence of the gate's interval (default: {GateRule.confidence:g})",
     )
     g.addoption(
         "--bs-gate-min-effect",
         type=float,
+        metavar="FRACTION",
         default=GateRule.min_effect,
         help="smallest slowdown, as a fraction, the gate calls a regression "
         f"(default: {GateRule.min_effect:g})",
