@@ -240,8 +240,12 @@ def _check_new(kind: str, name: str, table: Mapping[str, object], spec: object) 
     return True
 
 
-def register(spec: MethodSpec) -> MethodSpec:
-    """Add a method; MatrixError naming it and the rule if a field breaks one."""
+def register(spec: MethodSpec, replace: bool = False) -> MethodSpec:
+    """Add a method; MatrixError naming it and the rule if a field breaks one.
+
+    `replace` lets an extension put another implementation behind a registered name (a test's
+    planted slowdown: cells keep their names, so a gate compares them with an unchanged run);
+    without it a second, different spec under a taken name is refused."""
     where = f"method {spec.name!r}"
     if spec.mask not in MASK_RULES:
         raise MatrixError(f"{where}: mask rule {spec.mask!r} is not one of {MASK_RULES}")
@@ -256,7 +260,7 @@ def register(spec: MethodSpec) -> MethodSpec:
             raise MatrixError(
                 f"{where}: a baseline role names no `against`; a {role.question} role needs one"
             )
-    if _check_new("method", spec.name, _METHODS, spec):
+    if replace or _check_new("method", spec.name, _METHODS, spec):
         _METHODS[spec.name] = spec
         _BY_CLASS[_key(spec.impl)] = spec
     return spec

@@ -34,6 +34,8 @@ NOT_NAMES = {
     ("kernels/sm90_24.py", "sm90"),
     # the Python package and its version, not the backend
     ("kernels/backends/triton_half.py", "triton"),
+    ("measure/gate/machine.py", "triton"),
+    ("measure/machine/environment.py", "triton"),
     ("scripts/kernel_bench.py", "triton"),
 }
 
@@ -101,7 +103,7 @@ def test_every_method_has_a_colour_of_its_own_and_unknown_names_a_fixed_one():
     [
         ({"mask": "some"}, "mask rule 'some'"),
         ({"split": "B"}, "split 'B'"),
-        ({"style": registry.Style("tab:red", "*")}, "marker '[*]'"),
+        ({"style": registry.Style("tab:red", "+")}, "marker '[+]'"),
         ({"roles": (registry.Role("H4", "dense_single"),)}, "role 'H4'"),
         ({"roles": (registry.Role("H1"),)}, "a H1 role needs one"),
         ({"label": "another look"}, "registered twice, with different specs"),
