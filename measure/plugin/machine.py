@@ -3,11 +3,11 @@
 pytest-benchmark saves `machine_info` with every run and, under `--benchmark-compare`, warns
 when any key of it differs (the host name included) in one long line of both dicts. This module
 adds the facts that decide whether device times may be compared (GPU model and count, driver,
-clocks, power limit, CUDA, torch, cuSPARSELt, Triton, CPU: measure/machine/environment.py) under
-`machine_info["block_shock_bench"]`, and when a compared run differs in one of the fields that matter
-(measure/gate/machine.py says which and why) it warns naming each field and both values, and
-says so again at the end of the run; with `--bs-strict-machine` it refuses the comparison, a
-usage error before any cell runs.
+clocks, power limit, CUDA, torch, cuSPARSELt, Triton, CPU: measure/machine/environment.py)
+under `machine_info["block_shock_bench"]`, and when a compared run differs in one of the fields
+that matter (measure/gate/machine.py says which and why) it warns naming each field and both
+values, and says so again at the end of the run; with `--bs-strict-machine` it refuses the
+comparison, a usage error before any cell runs.
 """
 
 from __future__ import annotations
