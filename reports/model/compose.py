@@ -1,0 +1,68 @@
+"""Two GPUs from one: a two-rank cell from one GPU's measured half plus the link's model.
+
+Multi-GPU machines are scarce; one GPU is not. Each rank of a two-rank method runs exactly the
+GEMM of a one-GPU cell the harness already times (the registry's work models agree, and a test
+holds them to it): Block-Shock's rank runs a 2:4 half (`block_shock_half` on the same backend),
+row-parallel TP's rank the dense N x N/2 half (`dense_half`), the masked-split ablation's rank a
+full dense GEMM (`dense_single`). So the two-rank forward is that measured time plus the
+collective the link model predicts for the method's payload. Column-parallel TP's rank (an
+N/2 x N GEMM) has no one-GPU twin measured here, so it is not composed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from reports.model.machine import GpuSpec
+from reports.model.observations import Observation
+from reports.model.time_model import Cell, Fit, link_params, link_time, units
+
+# two-rank method -> the one-GPU method whose cell is one of its ranks' compute
+HALVES: Mapping[str, str] = {
+    "block_shock": "block_shock_half",
+    "dense_tp_row": "dense_half",
+    "masked_split_dense": "dense_single",
+}
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A two-rank cell's time from a measured one-GPU half and the modelled collective."""
+
+    cell: Cell
+    half: Observation
+    collective_s: float
+    basis: str
+
+    @property
+    def total_s(self) -> float:
+        return self.half.median_s + self.collective_s
+
+
+def half_cell(cell: Cell) -> Cell | None:
+    """The one-GPU cell one rank of `cell` runs, None where no one-GPU method is its twin."""
+    if cell.world_size != 2 or cell.method not in HALVES:
+        return None
+    return replace(cell, method=HALVES[cell.method], world_size=1)
+
+
+def compose(cell: Cell, halves: Iterable[Observation], gpu: GpuSpec, fit: Fit) -> Composed | None:
+    """The cell from the machine's measured half at the same shape, backend and timing mode
+    (their median where measured several times), None when that half was not measured."""
+    twin = half_cell(cell)
+    if twin is None:
+        return None
+    found = sorted(
+        (o for o in halves if o.cell == twin and o.machine == gpu.key), key=lambda o: o.median_s
+    )
+    if not found:
+        return None
+    half = found[len(found) // 2]
+    link = link_params(fit, gpu.link)
+    return Composed(
+        cell,
+        half,
+        link_time(units(cell, gpu), link),
+        f"measured {twin.label} on {gpu.name} ({half.source}) + link model of the {fit.basis}",
+    )
