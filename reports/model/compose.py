@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from reports.model.machine import GpuSpec
 from reports.model.observations import Observation
@@ -64,5 +65,5 @@ def compose(cell: Cell, halves: Iterable[Observation], gpu: GpuSpec, fit: Fit) -
         cell,
         half,
         link_time(units(cell, gpu), link),
-        f"measured {twin.label} on {gpu.name} ({half.source}) + link model of the {fit.basis}",
+        f"measured {twin.label} ({Path(half.source.split('::')[0]).name}) + link model",
     )

@@ -54,6 +54,7 @@ DEFAULT_LINK = LinkParams(latency_s=40e-6, bw_eff=0.7, small_latency_s=10e-6, sm
 # A 2:4 backend with no cells of its own borrows the parameters of the same library's kernel:
 # F.linear on a to_sparse_semi_structured weight and the padded path both call cuSPARSELt.
 KERNEL_FALLBACK = {"2:4 flinear": "2:4 cslt", "2:4 cslt_padded": "2:4 cslt"}
+LENT = "(same library)"
 KERNEL_NAMES = (*(f"per_call_s.{m}" for m in MODES), "bw_eff", "math_eff")
 LINK_NAMES = ("small_latency_s", "small_bw_eff", "latency_s", "bw_eff")
 _RIDGE = 1e-3  # pull toward the prior: negligible wherever measurements constrain a parameter
@@ -81,10 +82,12 @@ def _fit_branches(
     theta0: np.ndarray,
     lower: np.ndarray,
     pick: Callable[[np.ndarray], int],
+    complete: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """theta minimising relative error of y_i ~ branch_i . theta, where each measurement's
     branch is the one `pick` (argmax or argmin) chooses among its branches' predictions under
-    the current theta; returns theta, relative residuals and which parameters were used."""
+    the current theta; `complete(theta, used)` may set the parameters no measurement used.
+    Returns theta, relative residuals and which parameters were used."""
     theta = theta0
     chosen = [pick(np.array([b @ theta for b in bs])) for bs in branches]
     ridge = _RIDGE * np.diag(1 / np.maximum(np.abs(theta0), 1e-6))
@@ -93,6 +96,8 @@ def _fit_branches(
         a_rel = np.vstack([a / y[:, None], ridge])
         b = np.concatenate([np.ones_like(y), _RIDGE * np.sign(theta0)])
         theta = _bounded_lstsq(a_rel, b, lower)
+        if complete is not None:
+            theta = complete(theta, np.abs(a).sum(axis=0) > 0)
         new = [pick(np.array([b @ theta for b in bs])) for bs in branches]
         if new == chosen:
             break
@@ -119,6 +124,23 @@ def _link_theta(p: LinkParams) -> np.ndarray:
 
 def _link_branches(x: float) -> list[np.ndarray]:
     return [np.array([1.0, x, 0, 0]), np.array([0, 0, 1.0, x])]
+
+
+def _link_complete(theta0: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A protocol no collective used keeps the prior's ratio to the one that was used (latency to
+    latency, efficiency to efficiency), so an unmeasured protocol is never left faster than the
+    measured one (as _rescaled does for calibration)."""
+
+    def complete(theta: np.ndarray, used: np.ndarray) -> np.ndarray:
+        out = theta.copy()
+        for pair in ((0, 2), (1, 3)):  # (small, bulk) latency, then 1/efficiency
+            done = [i for i in pair if used[i]]
+            if len(done) == 1:
+                i, j = done[0], pair[1 - pair.index(done[0])]
+                out[j] = theta0[j] * theta[i] / theta0[i]
+        return out
+
+    return complete
 
 
 def _compute_target(o: Observation, u: Units, link: LinkParams) -> float | None:
@@ -184,6 +206,7 @@ def fit(measured: Measured, gpu: GpuSpec, prior: Fit | None = None) -> Fit:
             _link_theta(link),
             np.array([0.0, 1.0, 0.0, 1.0]),
             lambda t: int(np.argmin(t)),
+            _link_complete(_link_theta(link)),
         )
         link = LinkParams(
             float(theta[2]), float(1 / theta[3]), float(theta[0]), float(1 / theta[1])
@@ -198,7 +221,10 @@ def fit(measured: Measured, gpu: GpuSpec, prior: Fit | None = None) -> Fit:
         y = _compute_target(o, u, link)
         if y is not None:
             rows.setdefault(o.cell.kernel, []).append((o.cell.mode, u, y))
-    kernels = dict(prior.kernels) if prior is not None else {}
+    # the prior's kernels stand where these cells have none; borrowed ones are re-borrowed from
+    # the refitted lender by with_fallbacks, never carried over stale
+    lent = borrowed(prior) if prior is not None else set()
+    kernels = {k: v for k, v in prior.kernels.items() if k not in lent} if prior else {}
     if prior is not None:
         origin.update({k: v for k, v in prior.origin.items() if not k.startswith("link.")})
     for kernel, kr in sorted(rows.items()):
@@ -316,11 +342,16 @@ def extrapolate(prior: Fit, gpu: GpuSpec) -> Fit:
         return prior
     basis = f"extrapolated to {gpu.name} from the {prior.basis}"
     links = dict(prior.links)
-    try:
-        links.setdefault(gpu.link.key, link_params(prior, gpu.link))
-    except ReportInputError:  # no link of that kind: predictions with a collective say so
-        pass
-    origin = {k: f"{prior.basis} (extrapolated)" for k in prior.origin}
+    origin = {k: f"{v}; extrapolated to {gpu.name}" for k, v in prior.origin.items()}
+    if gpu.link.key not in links:
+        try:
+            links[gpu.link.key] = link_params(prior, gpu.link)
+            lender = next(k for k, v in prior.links.items() if v == links[gpu.link.key])
+            origin[f"link {gpu.link.key}"] = (
+                f"{lender}'s (same kind as {gpu.link.name}; extrapolated)"
+            )
+        except ReportInputError:  # no link of that kind: predictions with a collective say so
+            pass
     return replace(
         prior, machine=gpu.key, links=links, basis=basis, origin=origin, extrapolated=True
     )
@@ -335,11 +366,15 @@ def with_fallbacks(fit_: Fit) -> Fit:
     }
     if not add:
         return fit_
-    origin = {
-        **fit_.origin,
-        **{k: f"{KERNEL_FALLBACK[k]}'s parameters (same library)" for k in add},
-    }
-    return replace(fit_, kernels={**fit_.kernels, **add}, origin=origin)
+    origin = {**fit_.origin, **{k: f"{KERNEL_FALLBACK[k]}'s parameters {LENT}" for k in add}}
+    lender = {k: KERNEL_FALLBACK[k] for k in add if KERNEL_FALLBACK[k] in fit_.residuals}
+    residuals = {**fit_.residuals, **{k: fit_.residuals[v] for k, v in lender.items()}}
+    return replace(fit_, kernels={**fit_.kernels, **add}, origin=origin, residuals=residuals)
+
+
+def borrowed(fit_: Fit) -> set[str]:
+    """The kernels `with_fallbacks` lent the fit (each its same-library kernel's parameters)."""
+    return {k for k in fit_.kernels if fit_.origin.get(k, "").endswith(LENT)}
 
 
 def source_fit(measured: Measured, gpus: Mapping[str, GpuSpec], machine: str) -> Fit:
