@@ -347,8 +347,9 @@ def extrapolate(prior: Fit, gpu: GpuSpec) -> Fit:
         try:
             links[gpu.link.key] = link_params(prior, gpu.link)
             lender = next(k for k, v in prior.links.items() if v == links[gpu.link.key])
+            how = prior.origin.get(f"link {lender}") or prior.origin.get("link.bw_eff", "")
             origin[f"link {gpu.link.key}"] = (
-                f"{lender}'s (same kind as {gpu.link.name}; extrapolated)"
+                f"{lender}'s ({how}), same kind as {gpu.link.name}: extrapolated"
             )
         except ReportInputError:  # no link of that kind: predictions with a collective say so
             pass

@@ -114,7 +114,8 @@ def link_basis(fit_: Fit, link: LinkSpec) -> str:
         same = sorted(k for k in fit_.links if k.startswith(link.kind))
         if not same:
             return f"none: no collective timed on a {link.kind} link"
-        return f"{same[0]}'s (same kind as {link.name}; extrapolated)"
+        how = fit_.origin.get(f"link {same[0]}", fit_.basis)
+        return f"{same[0]}'s ({how}), same kind as {link.name}: extrapolated"
     return fit_.origin.get(f"link {link.key}") or fit_.origin.get("link.bw_eff") or fit_.basis
 
 
