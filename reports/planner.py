@@ -53,10 +53,16 @@ GRID_B = (1, 4, 16, 64, 256, 1024, 4096)
 
 
 def fmt_time(s: float) -> str:
-    """Seconds as ms or us with three significant digits."""
-    value, unit = (s * 1e3, "ms") if s >= 1e-3 else (s * 1e6, "us")
-    digits = max(0, 2 - int(math.floor(math.log10(abs(value))))) if value else 0
-    return f"{value:.{digits}f} {unit}"
+    """Seconds in s, ms or us with three significant digits (a table reads 126 us, not 1.255e-4)."""
+    value, unit = next(
+        ((s / f, u) for f, u in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")) if abs(s) >= f),
+        (s / 1e-6, "us"),
+    )
+    digits = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
+    text = f"{value:.{digits}f}"
+    if len(text.replace(".", "").lstrip("0")) > 3 and "." not in text:  # 999.6 us -> 1.00 ms
+        return fmt_time(float(f"{s:.3g}"))
+    return f"{text} {unit}"
 
 
 def report(a: Answer) -> list[str]:

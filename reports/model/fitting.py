@@ -294,6 +294,13 @@ def calibrate(prior: Fit, measured: Measured, gpu: GpuSpec) -> Fit:
         if got:
             pins.setdefault(got[0], []).append(got[1])
     link = _rescaled(link, {k: statistics.median(v) for k, v in pins.items()})
+    for x, t in pts:  # the protocol not calibrated must not undercut a calibrated collective
+        if link.time(x) < t * (1 - 1e-9):
+            lat, eff = ("small_latency_s", "small_bw_eff")
+            if link.protocol(x) == "bulk":
+                lat, eff = ("latency_s", "bw_eff")
+            f = t / link.time(x)
+            link = replace(link, **{lat: getattr(link, lat) * f, eff: getattr(link, eff) / f})
     for name in LINK_NAMES:
         values = pins.get(name)
         if values:
