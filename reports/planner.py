@@ -79,6 +79,11 @@ def report(a: Answer) -> list[str]:
             f"by {ratio:.2f}x over {a.runner_up.cell.label} (95% interval {lo:.2f}-{hi:.2f}; "
             f"fastest in {100 * a.wins_share:.0f}% of draws); decided by the {a.decided_by} term"
         )
+    if w.basis.startswith("GUESS"):
+        lines.append(
+            f"warning: the winner rests on a guess ({w.basis.removeprefix('GUESS: ')}): time "
+            f"its kernel on any GPU to settle it"
+        )
     if w.prediction.l2_resident:
         lines.append("note: the winner's bytes fit in L2; the memory term (DRAM) is an upper bound")
     lines.append(

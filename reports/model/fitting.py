@@ -27,13 +27,12 @@ DRAM term describes.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from common.errors import ReportInputError
-from kernels.registry import spec
 from reports.model.machine import GpuSpec
 from reports.model.observations import Measured, Observation
 from reports.model.time_model import (
@@ -390,8 +389,3 @@ def source_fit(measured: Measured, gpus: Mapping[str, GpuSpec], machine: str) ->
     if not measured.on(machine).cells:
         raise ReportInputError(f"no measured cells of {machine!r} to fit the model on")
     return with_fallbacks(fit(measured, gpus[machine]))
-
-
-def methods_with(fit_: Fit, methods: Iterable[str]) -> list[str]:
-    """The methods among `methods` whose kernel the fit has parameters for (dense always)."""
-    return [m for m in methods if not spec(m).semi_structured or fit_.kernels]

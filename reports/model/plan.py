@@ -108,6 +108,19 @@ def with_links(base: Fit, library: Mapping[str, Fit]) -> Fit:
     return replace(base, links=links, origin=origin)
 
 
+REGIME_PARAM = {"memory": "bw_eff", "math": "math_eff"}
+
+
+def unconstrained(fit_: Fit, p: Prediction) -> str | None:
+    """A warning when the parameter of the term that bounds `p` was never constrained by a
+    measured cell (a default prior): such a prediction is a guess, not a fit."""
+    param = REGIME_PARAM.get(p.regime, f"per_call_s.{p.cell.mode}")
+    if p.regime == "link":
+        return None
+    origin = fit_.origin.get(f"{p.cell.kernel}.{param}", "")
+    return f"GUESS: its {param} is a default prior" if "default prior" in origin else None
+
+
 def link_basis(fit_: Fit, link: LinkSpec) -> str:
     """Where the fit's parameters for this link come from, in words."""
     if link.key not in fit_.links:
@@ -205,7 +218,7 @@ def answer(
             coll = composed.collective_s * (1 + rng.choice(link_res, size=draws))
             sims = composed.half.median_s + coll
         else:
-            total, basis = p.total_s, base.basis
+            total, basis = p.total_s, unconstrained(base, p) or base.basis
             sims = np.array([predict(cell, gpu, f).total_s for f in fits]) * noise
         out.append(Candidate(cell, p, total, basis, sims))
     if not out:

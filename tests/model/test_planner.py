@@ -62,6 +62,16 @@ def test_one_gpu_dense_loses_to_tensor_parallel_when_memory_bound(capsys):
     assert "winner: dense_tp_" in out and "decided by the" in out
 
 
+def test_a_winner_resting_on_a_default_prior_is_called_a_guess(capsys):
+    """No committed cell makes the padded cuSPARSELt path math-bound, so its math efficiency is
+    the default prior: where that decides the winner, the planner must say so."""
+    assert (
+        planner.main(["--machine", "b200", "--n", "65536", "--batch", "4096", "--draws", "4"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "GUESS: its math_eff is a default prior" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
