@@ -11,7 +11,6 @@ each with its reason, so a fit never silently rests on fewer cells than the user
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from kernels.registry import spec
 from reports.imports import original_study
 from reports.model.machine import GpuSpec, for_device
 from reports.model.time_model import BUS_FACTOR, Cell
+from reports.read.fields import read_json
 from reports.read.load import load_benchmark_json
 
 
@@ -167,7 +167,7 @@ def from_run_folder(folder: Path, gpus: Mapping[str, GpuSpec]) -> Measured:
     """A run folder's passed phase-1 cell records (their `figures`)."""
     out = Measured()
     for path in sorted((folder / "cells" / "phase1").glob("*.json")):
-        doc = json.loads(path.read_text())
+        doc = read_json(path)
         passed = doc.get("status") == "passed" or doc.get("correct") is True
         figures = doc.get("figures")
         if not passed or not isinstance(figures, dict):
