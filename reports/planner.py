@@ -96,7 +96,7 @@ def report(a: Answer) -> list[str]:
             f"{c.cell.label:<26}{fmt_time(c.total_s):>10}  "
             f"{fmt_time(c.interval[0]) + ' - ' + fmt_time(c.interval[1]):<22}"
             + "".join(f"{fmt_time(t[k]):>10}" for k in ("per-call", "memory", "math", "link"))
-            + f"  {c.prediction.regime:<9} {c.basis if c.basis != a.fit.basis else 'model'}"
+            + f"  {c.prediction.regime:<9} {c.basis}"
         )
     return lines
 

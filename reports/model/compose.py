@@ -48,18 +48,23 @@ def half_cell(cell: Cell) -> Cell | None:
     return replace(cell, method=HALVES[cell.method], world_size=1)
 
 
+def measured(cell: Cell, observations: Iterable[Observation], gpu: GpuSpec) -> Observation | None:
+    """The machine's measurement of exactly this cell (the median one where there are several),
+    None where it was not measured."""
+    found = sorted(
+        (o for o in observations if o.cell == cell and o.machine == gpu.key),
+        key=lambda o: o.median_s,
+    )
+    return found[len(found) // 2] if found else None
+
+
 def compose(cell: Cell, halves: Iterable[Observation], gpu: GpuSpec, fit: Fit) -> Composed | None:
     """The cell from the machine's measured half at the same shape, backend and timing mode
     (their median where measured several times), None when that half was not measured."""
     twin = half_cell(cell)
-    if twin is None:
+    half = measured(twin, halves, gpu) if twin is not None else None
+    if twin is None or half is None:
         return None
-    found = sorted(
-        (o for o in halves if o.cell == twin and o.machine == gpu.key), key=lambda o: o.median_s
-    )
-    if not found:
-        return None
-    half = found[len(found) // 2]
     link = link_params(fit, gpu.link)
     return Composed(
         cell,

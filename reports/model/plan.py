@@ -7,18 +7,24 @@ shape), the fastest wins, and its margin over the runner-up gets a 95% interval 
 each draw refits the model on the source machine's cells resampled with replacement, recalibrates
 it on the target's resampled cells, and multiplies each prediction by one of its kernel's
 relative residuals (the model's own error, drawn at random), so the interval covers both the
-fit's uncertainty and how far the model strays from cells it was fitted on.
+fit's uncertainty and how far the model strays from cells it was fitted on. A one-GPU layout the
+records measured at this very shape is its measured median, a composed one its measured half plus
+the link model: their intervals carry the link's residuals only (records keep medians, not the
+samples behind them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from common.errors import ReportInputError
+from kernels.registry import spec
 from reports.model.compose import compose
+from reports.model.compose import measured as measured_cell
 from reports.model.fitting import calibrate, fit, with_fallbacks
 from reports.model.machine import GpuSpec, LinkSpec
 from reports.model.observations import Measured
@@ -32,7 +38,7 @@ class Candidate:
     cell: Cell
     prediction: Prediction
     total_s: float  # the prediction's, or the composed one where a measured half exists
-    basis: str
+    basis: str  # "model", a measured half it was composed from, or a warning
     draws: np.ndarray  # bootstrap totals, seconds
 
     @property
@@ -210,15 +216,25 @@ def answer(
         except ReportInputError:
             continue  # a kernel or link the fit cannot answer: not a candidate here
         composed = compose(cell, measured.cells, gpu, base)
+        direct = measured_cell(cell, measured.cells, gpu) if cell.world_size == 1 else None
         res = np.array(base.residuals.get(cell.kernel, (0.0,)))
         noise = 1 + rng.choice(res, size=draws)
-        if composed is not None:
+        if direct is not None:  # a one-GPU layout measured at this very shape: its time
+            total = direct.median_s
+            basis = f"measured ({Path(direct.source.split('::')[0]).name})"
+            sims = direct.median_s * np.ones(draws)
+        elif composed is not None:
             total, basis = composed.total_s, composed.basis
             link_res = np.array(base.residuals.get("link", (0.0,)))
             coll = composed.collective_s * (1 + rng.choice(link_res, size=draws))
             sims = composed.half.median_s + coll
         else:
-            total, basis = p.total_s, unconstrained(base, p) or base.basis
+            total, basis = p.total_s, unconstrained(base, p) or "model"
+            if spec(cell.method).collective == "all_gather" and not any(
+                o.collective_s and spec(o.cell.method).collective == "all_gather"
+                for o in measured.cells
+            ):
+                basis += "; all-gather never timed in a cell (the all-reduce's link fit)"
             sims = np.array([predict(cell, gpu, f).total_s for f in fits]) * noise
         out.append(Candidate(cell, p, total, basis, sims))
     if not out:
