@@ -178,7 +178,7 @@ def _study_column(p: Pair) -> str:
     """A ratio's column: its label, else the original study's names of both methods."""
     if p.label is not None:
         return p.label
-    num, den = (registry.spec(m).original_study or m for m in (p.numerator, p.denominator))
+    num, den = (_column(m) for m in (p.numerator, p.denominator))
     return f"{num}/{den}"
 
 
@@ -189,6 +189,12 @@ def _original(p: Pair) -> tuple[int, int] | None:
         return None
     num, den = (ORIGINAL_STUDY_COLUMNS.index(str(n)) for n in names)
     return num, den
+
+
+def _column(method: str) -> str:
+    """The original study's table column for one of our methods (its own name where none)."""
+    peer = registry.spec(method).original_study
+    return peer.column if peer is not None else method
 
 
 def study_table(t: pd.DataFrame) -> pd.DataFrame:

@@ -25,10 +25,15 @@ NOT_NAMES = {
     ("reports/read/records.py", "emulated"),
     ("reports/read/load.py", "emulated"),
     ("reports/analysis/figures.py", "emulated"),
+    ("reports/model/observations.py", "emulated"),
+    # a machine description's rate keys (bf16_dense, bf16_sparse), not the dense kernel
+    ("reports/model/machine.py", "dense"),
+    ("reports/imports/original_study.py", "emulated"),
     # the original study's own column names (DESIGN.md); a spec's `original_study` maps to them
     ("reports/analysis/figures.py", "dense_single"),
     ("reports/analysis/figures.py", "block_shock"),
-    # --bs-device's auto (cuda where one is visible), not the backend
+    # matplotlib's aspect="auto" and --bs-device's auto (cuda where one is visible), not the backend
+    ("reports/planner.py", "auto"),
     ("measure/plugin/options.py", "auto"),
     # the folder of the sm90 kernels' C++ sources, not the backend
     ("kernels/sm90_24.py", "sm90"),
