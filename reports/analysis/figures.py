@@ -13,7 +13,7 @@ from kernels import registry
 from kernels.registry import Pair
 from measure.timing import floors
 
-# DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
+# docs/DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
 # column names (a method's spec names its column: `original_study`).
 ORIGINAL_STUDY_COLUMNS = ("dense_single", "dense_tp", "masked_split", "block_shock")
 ORIGINAL_STUDY = {
