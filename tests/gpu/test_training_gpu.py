@@ -9,7 +9,7 @@ import torch
 
 from common.cell import CellSpec
 from measure.checks import bounds as checks
-from measure.checks.training import assert_trained
+from measure.checks.train_steps import assert_trained
 from measure.ranks.context import RankContext
 from tests.measure.rank_tasks import backward_figures, train_figures
 

@@ -12,7 +12,8 @@ from common.errors import CellSpecError, CorrectnessError, MatrixError
 from kernels import registry
 from kernels.training import make_optimizer
 from measure.cells.matrix import validate_cell
-from measure.checks.training import assert_drift, assert_trained
+from measure.checks.train_steps import assert_trained
+from measure.checks.training import assert_drift
 from tests.measure.rank_tasks import run_drift_block, train_figures
 
 STEPS = 3
