@@ -160,6 +160,11 @@ class Method:
         """The input columns `backward_input` returns (None: all of them)."""
         return None
 
+    def local_columns(self) -> torch.Tensor | None:
+        """The input columns this rank's local input, its copies and its partial grad_X (before
+        the backward's collective) cover (None: all of them)."""
+        return None
+
     # -- training -----------------------------------------------------------------------
     def shard(self, w: torch.Tensor) -> torch.Tensor:
         """What this rank holds of a full N_out x N_in weight (a new tensor)."""
@@ -259,6 +264,9 @@ class DenseTPRow(DenseMethod):
 
     def local_input(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.cols].contiguous()
+
+    def local_columns(self) -> torch.Tensor | None:
+        return self.cols
 
     def shard(self, w: torch.Tensor) -> torch.Tensor:
         return w[:, self.cols].contiguous()

@@ -20,8 +20,9 @@ Loss: 0.5 * ||Y - T||^2 / B with a fixed fp32 target T, computed in fp32 from Y 
 The bias is not trained (phase3 cells have bias off: the matrix says so).
 
 grad_W of a Block-Shock half is its kept values only (kernels/methods.py: the SDDMM kernel on a
-GPU). grad_X is kept (`grad_x`, the layer's buffer): a lone layer passes it nowhere, but the
-training check compares it with float64 after every step, as it does every copy of the weights.
+GPU). grad_X is kept (`grad_x`, the layer's buffer) with the grad_Y it came from: a lone layer
+passes it nowhere, but the training check compares it with float64 after every step, as it
+does every copy of the weights.
 
 Variants (the 2:4 methods only, `semi_structured` in their spec; the others refresh every step):
 - T1: mask fixed; every step re-compresses W_g (and W_g^T for the 2:4 backward).
@@ -95,6 +96,7 @@ class TrainState:
             raise CellSpecError(f"unknown variant {cfg.variant!r}; variants: {VARIANTS}")
         self.layer, self.cfg, self.target = layer, cfg, target
         self.dtype = args.weight.dtype
+        self.n_in = args.weight.shape[1]
         self.full_master = cfg.variant == "T1m"
         held = args.weight if self.full_master else layer.shard(args.weight)
         # copies, never views of args.weight: the check's reference starts from W_0 after the run
@@ -105,6 +107,7 @@ class TrainState:
         )
         layer.prepare_backward(args)
         self.grad_x: torch.Tensor | None = None  # the last step's grad_X (the layer's buffer)
+        self.grad_y: torch.Tensor | None = None  # and this rank's part of its grad_Y
         # m0 used by each step's forward (T1m only; the check replays them in float64)
         self.m0_history = None
         if record_masks and self.full_master and args.masks is not None:
@@ -160,9 +163,10 @@ class TrainState:
 
     def step(self, x_local: torch.Tensor) -> torch.Tensor:
         """One full train step; returns the loss of its forward (fp32 scalar tensor) and keeps
-        its grad_X in `grad_x` (overwritten by the next step)."""
+        its grad_X in `grad_x` and this rank's grad_Y in `grad_y` (replaced by the next step).
+        """
         loss, grad_y = self.loss_and_grad(self.forward(x_local))
-        self.grad_x = self.backward_input(grad_y)
+        self.grad_y, self.grad_x = grad_y, self.backward_input(grad_y)
         self.grad_weight(x_local, grad_y)
         self.optimizer_step()
         if self.cfg.variant != "T2":

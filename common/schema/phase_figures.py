@@ -9,13 +9,20 @@ from typing import Literal
 
 from common.schema.checks import ErrorFigures
 
-# What a training check compares with the float64 reference (measure/checks/training.py):
-# grad_x: the step's grad_X (computed with the copy the previous step left); loss: the step's
-# loss; forward_copy / backward_copy: the weights the next forward / grad_X multiply (a 2:4
-# half's compressed W_g and W_g^T, read back through their kernels; a dense method's W both
-# ways); master: the fp32 master weights after the last step.
-TrainCheck = Literal["grad_x", "loss", "forward_copy", "backward_copy", "master"]
-TRAIN_CHECKS: tuple[TrainCheck, ...] = ("grad_x", "loss", "forward_copy", "backward_copy", "master")
+# What a training check compares with float64 (measure/checks/train_steps.py), in the order a
+# step's checks are asserted: grad_x: the step's grad_X against float64 grad_Y W_c of its own
+# grad_Y and the backward copy the step multiplied (one GEMM's bound, as phase2's);
+# grad_x_trajectory: the same grad_X against the float64 reference trajectory's, with the bound
+# carried from step 0; loss: the step's loss against the trajectory's; forward_copy /
+# backward_copy: the weights the next forward / grad_X multiply (a 2:4 half's compressed W_g
+# and W_g^T, read back through their kernels; a dense method's W both ways) against the
+# trajectory's; master: the fp32 master weights after the last step.
+TrainCheck = Literal[
+    "grad_x", "grad_x_trajectory", "loss", "forward_copy", "backward_copy", "master"
+]
+TRAIN_CHECKS: tuple[TrainCheck, ...] = (
+    "grad_x", "grad_x_trajectory", "loss", "forward_copy", "backward_copy", "master"
+)  # fmt: skip
 
 
 @dataclass(kw_only=True)

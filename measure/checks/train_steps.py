@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from common.errors import CorrectnessError
 from common.schema.phase_figures import TRAIN_CHECKS, StepCheck, TrainCheck, TrainFigures
 from kernels.training import TrainState
+from measure.checks import bounds as checks
 from measure.checks.training import (
+    REFERENCE_CHUNK_ELEMENTS,
     Collectives,
     GradMask,
     MaskOfStep,
@@ -38,35 +41,86 @@ from measure.checks.training import (
 )
 
 COPIES: dict[str, TrainCheck] = {"forward": "forward_copy", "backward": "backward_copy"}
-WHAT = {
-    "grad_x": "grad_X",
-    "loss": "the loss",
-    "forward_copy": "the forward copy (the weights the next forward multiplies)",
-    "backward_copy": "the backward copy (the weights the next grad_X multiplies)",
-    "master": "the master weights",
+WHAT = {  # check: (what it compares, with what)
+    "grad_x": ("grad_X", " (against float64 of its own grad_Y and the backward copy)"),
+    "grad_x_trajectory": ("grad_X", " (against the float64 trajectory's)"),
+    "loss": ("the loss", ""),
+    "forward_copy": ("the forward copy (the weights the next forward multiplies)", ""),
+    "backward_copy": ("the backward copy (the weights the next grad_X multiplies)", ""),
+    "master": ("the master weights", ""),
 }
 
 
 @dataclass
 class TrainedSteps:
-    """What a run left after each of its steps, read on this rank: the loss, grad_X and every
-    copy of the weights (`Method.copies`), and the mask pair each step's copies were made with
-    (T1m re-chooses it every step; the cell's pair otherwise)."""
+    """What a run left after each of its steps, read on this rank: the loss, grad_X, every copy
+    of the weights (`Method.copies`), and the step-local grad_X check (`step_checks`: grad_X
+    against its own grad_Y and backward copy, made while they were at hand)."""
 
     losses: list[float] = field(default_factory=list)
     grad_x: list[torch.Tensor] = field(default_factory=list)
     copies: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    step_checks: list[StepCheck] = field(default_factory=list)
 
 
 def train_and_record(state: TrainState, x_local: torch.Tensor, steps: int) -> TrainedSteps:
-    """Run `steps` train steps, reading after each what the check compares."""
+    """Run `steps` train steps, reading after each what the check compares. Call it on every
+    rank of the group together (the grad_X check sums its float64 partials over the ranks)."""
     run = TrainedSteps()
-    for _ in range(steps):
+    before = state.layer.copies()
+    for step in range(1, steps + 1):
         run.losses.append(state.step(x_local).item())
-        assert state.grad_x is not None  # every step sets it
+        assert state.grad_x is not None and state.grad_y is not None  # every step sets them
         run.grad_x.append(state.grad_x.clone())
-        run.copies.append(state.layer.copies())
+        run.step_checks.append(
+            grad_x_check(state, state.grad_y, before["backward"], state.grad_x, step)
+        )
+        before = state.layer.copies()
+        run.copies.append(before)
     return run
+
+
+def grad_x_check(
+    state: TrainState,
+    grad_y: torch.Tensor,
+    copy: torch.Tensor,
+    grad_x: torch.Tensor,
+    step: int,
+) -> StepCheck:
+    """grad_X of one step against float64 grad_Y W_c of that step's own grad_Y (this rank's
+    part) and the backward copy it multiplied (read before the step), summed over the ranks
+    as the backward's collective sums or gathers them; bound phi_b |grad_Y| |W_c| with
+    phi_b = c u + N_out ua (phase2's). The trajectory check bounds grad_X loosely (its bound
+    carries every step's worst case); this one holds it to one GEMM's rounding, so a grad_X
+    computed from other weights than the step's copy (the previous step's, say) fails here."""
+    layer = state.layer
+    gy = grad_y.double()
+    batch, n_out = gy.shape[0], state.target.shape[1]
+    partial = torch.zeros(batch, copy.shape[1], dtype=torch.float64, device=gy.device)
+    partial_abs = torch.zeros_like(partial)
+    rows = max(1, REFERENCE_CHUNK_ELEMENTS // copy.shape[1])
+    for i in range(0, copy.shape[0], rows):  # no float64 copy of the whole W_c
+        w = copy[i : i + rows].double()
+        partial += gy[:, i : i + rows] @ w
+        partial_abs += gy[:, i : i + rows].abs() @ w.abs()
+    cols = layer.local_columns()
+    want, absref = partial, partial_abs
+    if cols is not None:  # this rank's columns of the full grad_X
+        want = torch.zeros(batch, state.n_in, dtype=torch.float64, device=gy.device)
+        absref = torch.zeros_like(want)
+        want[:, cols], absref[:, cols] = partial, partial_abs
+    if layer.ws > 1:
+        dist.all_reduce(want, group=layer.group)
+        dist.all_reduce(absref, group=layer.group)
+    shown = layer.backward_columns()
+    if shown is not None:
+        want, absref = want[:, shown], absref[:, shown]
+    phi_b = checks.bounds(grad_x.dtype, n_out, layer.backward_collective, layer.ws)[
+        "elementwise_factor"
+    ]
+    tally = Tally()
+    tally.add(grad_x, want, phi_b * absref)
+    return tally.figure("grad_x", step)
 
 
 @dataclass
@@ -148,11 +202,12 @@ class StepComparison:
         ):
             if cols is not None:
                 want, bound = want[:, cols], bound[:, cols]
-            self._tally("grad_x", i + 1).add(gx, want, bound)
+            self._tally("grad_x_trajectory", i + 1).add(gx, want, bound)
 
     def checks(self, ref: TrainReference) -> list[StepCheck]:
         """Every check of every step, in step order, each step's checks in TRAIN_CHECKS order."""
         out = [t.figure(check, step) for (check, step), t in self.tallies.items()]
+        out += self.run.step_checks
         for i, (loss, want, bound) in enumerate(
             zip(self.run.losses, ref.losses, ref.loss_bounds, strict=True)
         ):
@@ -239,10 +294,11 @@ def training_figures(comparison: StepComparison, ref: TrainReference) -> TrainFi
 
 def describe(check: StepCheck, steps: int) -> str:
     """One check's failure in words: what, after which step, how far over its bound."""
-    what = WHAT[check.check]
-    when = f"of step {check.step}" if check.check in ("grad_x", "loss") else (
-        f"after step {check.step}" + (f" of {steps}" if check.check == "master" else "")
-    )  # fmt: skip
+    what, against = WHAT[check.check]
+    if check.check in ("grad_x", "grad_x_trajectory", "loss"):
+        when = f"of step {check.step}"
+    else:
+        when = f"after step {check.step}" + (f" of {steps}" if check.check == "master" else "")
     if check.nonfinite:
         return f"{what} {when} holds {check.nonfinite} NaN/inf values"
     frob = (
@@ -250,9 +306,8 @@ def describe(check: StepCheck, steps: int) -> str:
         if check.rel_fro is None
         else f" (rel. Frobenius error {check.rel_fro:.2e}, bound {check.rel_fro_bound:.2e})"
     )
-    return (
-        f"{what} {when} is {check.error_over_bound:.3g}x its bound from the float64 reference{frob}"
-    )
+    against = against or " from the float64 reference"
+    return f"{what} {when} is {check.error_over_bound:.3g}x its bound{against}{frob}"
 
 
 def assert_trained(fig: TrainFigures, cell: str, rank: int | None = None) -> None:
