@@ -50,9 +50,12 @@ def test_each_record_holds_what_its_phase_describes(harness_run):
     """Every record of the run reads back strictly as the current record version, times only
     what its phase names (no more measurements than the study charges it, common/phases.py),
     publishes the phase's primary timing and fills exactly the phase figures it lists; phase3
-    makes all five of its measurements on every rank."""
+    makes every measurement of its one timing mode (host, on a CPU) on every rank, the dense
+    grad_W beside the SDDMM's for a 2:4 half training its kept values, and records each check
+    of each step and the exact training probe."""
     from common.phases import CATALOG
     from common.schema.codec import to_json
+    from common.schema.phase_figures import TRAIN_CHECKS
     from common.schema.versions import RECORD_VERSION, read_cell_record
 
     _, run_dir = harness_run
@@ -72,12 +75,21 @@ def test_each_record_holds_what_its_phase_describes(harness_run):
             names = {k for k, v in vars(filled).items() if v is not None} if filled else set()
             assert names == set(phase.figures), (path, names)
             seen.setdefault((record.phase, ws), set()).add(len(rank.timing))
+            if record.phase == "phase3":
+                parts = {"step", "backward", "grad_weight", "optimizer", "compress"}
+                if record.cell.method == "block_shock_half" and record.cell.variant != "T1m":
+                    parts.add("grad_weight_dense")
+                assert set(rank.timing) == parts, (path, sorted(rank.timing))
+                train = filled.train
+                assert {c.step for c in train.checks} == set(range(1, record.cell.steps + 1))
+                assert {c.check for c in train.checks} == set(TRAIN_CHECKS)
+                assert train.probe.mismatches == 0 and train.probe.elements > 0
+                assert filled.step_capture.startswith("no CUDA graphs on cpu")
         assert (record.figures is not None) == phase.timed
         if record.figures is not None:
             assert (record.figures.floor.floor_s is None) == (phase.floor == "none")
     assert {p for p, _ in seen} == {"phase1", "phase2", "phase3", "drift"}
     assert {ws for _, ws in seen} == {1, 2}
-    assert all(counts == {5} for (phase, _), counts in seen.items() if phase == "phase3")
 
 
 def test_each_phase_gets_its_own_table_and_plots(harness_run, tmp_path):
@@ -95,8 +107,19 @@ def test_each_phase_gets_its_own_table_and_plots(harness_run, tmp_path):
     by_opt = phase3.groupby("optimizer").optimizer_mib.min()
     assert by_opt["sgd"] == 0 and by_opt["adamw"] > 0  # AdamW's two moments are counted
     assert set(phase3.variant.dropna()) == {"T1", "T2"}
-    for png in ("train_breakdown", "train_memory", "drift"):
+    assert (
+        phase3.grad_weight_dense_median_s.notna() == (phase3.method == "block_shock_half")
+    ).all()
+    for png in ("train_breakdown", "train_memory", "drift", "train_checks", "grad_weight"):
         assert (out / f"emulated_{png}.png").stat().st_size > 5000
+    checks = pd.read_csv(out / "tables" / "emulated_train_checks.csv")
+    assert set(checks.check) == {"grad_x", "grad_x_trajectory", "loss", "forward_copy",
+                                 "backward_copy", "master"}  # fmt: skip
+    assert set(checks.optimizer) == {"sgd", "adamw"} and (checks.max_over <= 1).all()
+    assert (checks.median_over > 0).any() and checks.cells.sum() >= 6 * len(phase3)
+    probe = pd.read_csv(out / "tables" / "emulated_train_probe.csv")
+    assert probe.cells.sum() == len(phase3) and (probe.off == 0).all()
+    assert set(probe.probe_rule) == {"exact", "rounding margin"}
     md = (out / "report.md").read_text()
     assert "### phase3 train step" in md and "### phase2 backward wrt input" in md
 
