@@ -19,6 +19,7 @@ from kernels.masks import make_mask_pair
 from kernels.methods import BlockShock, BlockShockHalf, DenseSingle
 from measure.checks.train_probe import assert_probe_exact, rounding_margin, train_probe
 from measure.phases.pipeline import TaskOptions
+from tests.conftest import run_bench
 from tests.measure import train_plants
 from tests.measure.test_gate import _record, _session
 
@@ -163,3 +164,17 @@ def test_rounding_margin_is_the_distance_to_the_nearer_midpoint():
     assert m[1].item() == pytest.approx(one_ulp_bf16 / 2 - one_ulp_bf16 / 4)
     assert m[2].item() == pytest.approx(2.0**-9 - 2.0**-10)
     assert math.isclose(m[3].item(), 2.0**-9 - 0.001)
+
+
+def test_the_summary_prints_each_training_checks_measured_error_over_bound(tmp_path):
+    run = run_bench(
+        "-k", "phase3 and dense_single and ws1 and sgd", "--bs-energy", "off",
+        "--bs-results", str(tmp_path),
+    )  # fmt: skip
+    out = run.stdout
+    assert "phase3 training checks: measured error / bound" in out
+    (row,) = [ln for ln in out.splitlines() if ln.startswith("│ dense_single-N128-B8-bf16-")]
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    figures = [float(c) for c in cells[1:-1]]  # one per check, in TRAIN_CHECKS order
+    assert len(figures) == 6 and all(0 < f <= 1 for f in figures)
+    assert cells[-1].startswith("0 of ") and "(exact)" in cells[-1]

@@ -269,3 +269,31 @@ def test_a_study_record_that_fails_its_sidecar_is_refused_with_exit_2(study, tmp
     err = capsys.readouterr().err
     assert str(edited) in err and f"bench/{bench.name}: sha256 differs" in err
     assert not (tmp_path / "report").exists()
+
+
+def test_h2_is_stated_per_backend_and_never_divides_a_graph_step_by_an_eager_one():
+    """Two backends give two verdicts; a Block-Shock step that ran eagerly (its capture failed)
+    against a graph-replayed baseline is compared on both steps' eager medians, has no
+    interval and stays out of the verdict."""
+    t = planted(step_factor=1.5, fwd_factor=0.8).assign(mode="graph", step_eager_median_s=np.nan)
+    other = t[t.method == "block_shock_half"].assign(backend="triton")
+    t = pd.concat([t, other], ignore_index=True)
+    stated = {v.hypothesis: v for v in verdicts(t) if v.hypothesis.startswith("H2")}
+    assert sorted(k.split("backend ")[1].split(",")[0] for k in stated) == ["cslt", "triton"]
+    assert all(v.verdict == "supported" for v in stated.values())
+    # the triton step ran eagerly (2x its graph time: host overhead); the dense one has both
+    eager = t.method.eq("block_shock_half") & t.backend.eq("triton") & t.phase.eq("phase3")
+    t.loc[eager, "mode"] = "eager"
+    t.loc[eager, "median_s"] = t.loc[eager, "median_s"] * 2
+    dense3 = t.method.eq("dense_half") & t.phase.eq("phase3")
+    t.loc[dense3, "step_eager_median_s"] = t.loc[dense3, "median_s"] * 1.2
+    table = h2.table(t)
+    (mixed,) = table[table.backend == "triton"].itertuples()
+    assert mixed.modes == "eager (steps timed eager / graph)"
+    assert np.isnan(mixed.lo) and np.isnan(mixed.hi)
+    assert mixed.r_train == pytest.approx(2 * 1.5 / 1.2, rel=0.05)
+    (alike,) = table[table.backend == "cslt"].itertuples()
+    assert alike.modes == "graph" and alike.lo <= alike.ratio <= alike.hi
+    stated = {v.hypothesis: v for v in verdicts(t) if v.hypothesis.startswith("H2")}
+    (triton,) = [v for k, v in stated.items() if "backend triton" in k]
+    assert triton.verdict.startswith("not comparable")
