@@ -426,15 +426,18 @@ class BlockShock(Method):
     dense_grad_twin = True
     w_backward: torch.Tensor | None = None  # dense W_g, for the masked-dense backward
 
-    def _half_mask(self, masks: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """This rank's mask of a pair."""
-        return masks[self.rank]
+    def _pair_index(self) -> int:
+        """Which mask of a pair this rank's half keeps."""
+        return self.rank
+
+    def _half_mask(self, a: BuildArgs) -> torch.Tensor:
+        return _masks(a)[self._pair_index()]
 
     def build(self, a: BuildArgs) -> None:
         if a.backend is None:
             raise CellSpecError(f"{self.name} was built without a 2:4 backend")
         self.backend = registry.backend(a.backend)
-        self.mask = self._half_mask(_masks(a))
+        self.mask = self._half_mask(a)
         self.mask_where = f"{a.mask_name} on {self.name}"
         self._kept: torch.Tensor | None = None
         bias = a.bias if self.rank == 0 else None
@@ -500,7 +503,7 @@ class BlockShock(Method):
         mask keeps nothing), with M_g this rank's mask of `masks`."""
         if masks is None:
             raise CellSpecError(f"{self.name}: its copies are masked; name the mask pair")
-        return w_rows * self._half_mask(masks)[rows], rows
+        return w_rows * masks[self._pair_index()][rows], rows
 
     def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         """grad_Y^T X at the kept positions only (N_out x N_in/2, the optimizer's layout): the
@@ -546,8 +549,8 @@ class BlockShock(Method):
 class BlockShockHalf(BlockShock):
     """Rank 0's half of Block-Shock alone on one device: the kernel the two-GPU method runs."""
 
-    def _half_mask(self, masks: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return masks[0]
+    def _pair_index(self) -> int:
+        return 0
 
     @staticmethod
     def effective_weight(a: BuildArgs) -> torch.Tensor:
