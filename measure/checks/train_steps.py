@@ -6,12 +6,16 @@ grad_X; a dense method's one W both ways), and it computes a grad_X that a lone 
 nowhere. A W_g^T that one step left stale, or a grad_X computed with the previous step's
 weights, leaves the master and the loss as they should be, so a check of those alone passes
 it. This module records, on every rank and after every step, the loss, grad_X and each copy read
-back through its own kernel (`Method.copies`), then compares them, chunk of rows by chunk as
-the reference (measure/checks/training.py) trains, with the float64 trajectory under the bounds
-derived there: a copy against u |W_eff| + (1 + u) E_k M, grad_X against its own propagated
-bound, the loss and the master as before. Each comparison is one `StepCheck` in the record:
-its measured error over its bound, so the room a fault has to hide in is data. A failure names
-the check (which copy, grad_X, the loss, the master), the step and the rank.
+back through its own kernel (`Method.copies`), and compares:
+- grad_X with float64 grad_Y W_c of the step's own grad_Y and the backward copy it multiplied,
+  under one GEMM's bound (phase2's): tight, so grad_X from any other weights fails;
+- grad_X, the loss and every copy with the float64 trajectory (measure/checks/training.py),
+  chunk of rows by chunk as the reference trains, under the bounds carried there: a copy
+  against u |W_eff| + (1 + u) E_k M, grad_X against its propagated bound (loose: every step's
+  worst case), the loss and, after the last step, the master as before.
+Each comparison is one `StepCheck` in the record: its measured error over its bound, so the
+room a fault has to hide in is data. A failure names the check (which copy, grad_X, the loss,
+the master), the step and the rank.
 
 Memory: the copies of every step are held until the reference has run (two dense N_out x N_in
 tensors in the dtype a step: 12 GiB at N = 32768 over three steps, on the device).

@@ -120,6 +120,14 @@ def test_one_wrong_kept_value_in_either_copy_fails_the_exact_training_probe(solo
         assert_probe_exact(fig, cell.name, 0)
 
 
+def test_a_stale_backward_copy_fails_the_exact_training_probe_in_every_weight_it_moved(solo_ctx):
+    cell = _p3("block_shock_half", "T1", "adamw", n=256, b=8)
+    masks = make_mask_pair("transposable_random", torch.empty(256, 256), torch.Generator())
+    fig = train_probe(solo_ctx, train_plants.StaleBackwardHalf, cell, masks, "emulated", 8)
+    assert fig.moved == 256 * 128 and fig.mismatches == fig.moved  # W_g^T kept W' everywhere
+    assert fig.first_mismatch is not None and fig.first_mismatch.copy == "backward"
+
+
 PROBED = [
     ("dense_single", None, "sgd", "bf16", 8),
     ("dense_tp_col", None, "adamw", "fp16", 8),

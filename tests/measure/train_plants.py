@@ -108,3 +108,11 @@ class WrongBackwardValue(_OneWrongValue):
 class SwappedBackwardPair(_OneWrongValue):
     copy = "backward"
     swap = True
+
+
+class StaleBackwardHalf(BlockShockHalf):
+    """A Block-Shock half whose refresh re-compresses the forward half only (W_g^T's stays)."""
+
+    def load_weight(self, w_local, mask=None):
+        with stale_backward_copy():
+            BlockShock.load_weight(self, w_local, mask)
