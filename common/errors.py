@@ -87,3 +87,8 @@ def closest(name: str, allowed) -> str:
 
 class StudyError(BenchError):
     """A study (bench.study) cannot start, resume or be read: names the folder and the rule."""
+
+
+class GateError(BenchError):
+    """A regression gate cannot judge: a run file is missing or malformed, holds no raw samples,
+    or was measured on another machine under --bs-strict-machine; names the file and the rule."""

@@ -41,7 +41,8 @@ MASKED_DENSE_KERNEL = "masked_dense"
 MASK_RULES = ("none", "any", "periodic")
 SPLITS = (None, "N", "N_out")
 QUESTIONS = ("H1", "H2", "H3", "study", "baseline")
-MARKERS = ("o", "s", "D", "^", "v", "P", "X")  # matplotlib markers a style may name
+TENSOR_CORES = ("sparse", "dense", None)  # what a backend's GEMM issues (BackendSpec)
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")  # matplotlib markers a style may name
 FALLBACK_COLORS = tuple(f"C{i}" for i in range(10))  # a method registered with no style
 
 
@@ -124,6 +125,24 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class PeerName:
+    """How the original Block-Shock study (docs/DESIGN.md) names one of our methods.
+
+    column: the column of its table of forward times (docs/DESIGN.md, the report's comparison).
+    records: the method name its records (metrics.jsonl) carry.
+    world_size: the ranks its cell of this method used (its dense_single ran inside a two-rank
+        job but is one GPU's work).
+    backend: the 2:4 backend its records ran on (its Block-Shock multiplied a
+        to_sparse_semi_structured weight through F.linear), None for a dense method.
+    """
+
+    column: str
+    records: str
+    world_size: int
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """One method: its rules, collectives, work model, looks, roles and the class that runs it.
 
@@ -136,7 +155,12 @@ class MethodSpec:
         step names its re-compression variant).
     phases: the phases it runs (None: every phase).
     label: what plots and tables call it (default: its name, which the tables show beside it).
-    original_study: the column of the original study's table (DESIGN.md) it corresponds to.
+    original_study: how the original study names it (PeerName), where it ran it.
+    layout: a way to lay one layer out on its GPUs that the planner compares (not a one-GPU
+        proxy of a two-GPU method, nor the periodic mask's twin).
+    one_gpu_twin: the one-GPU method whose cell is exactly one of its ranks' compute (the same
+        bytes and FLOPs; a test holds the work models to it): the planner composes a two-GPU
+        cell from the twin's measured cell and a link model.
     """
 
     name: str
@@ -152,7 +176,9 @@ class MethodSpec:
     label: str | None = None
     style: Style | None = None
     roles: tuple[Role, ...] = ()
-    original_study: str | None = None
+    original_study: PeerName | None = None
+    one_gpu_twin: str | None = None
+    layout: bool = False
 
     @property
     def cls(self) -> type[Method]:
@@ -192,6 +218,11 @@ class BackendSpec:
     marker: the marker of a 2:4 method's series on it (the method keeps its colour).
     default_on: device types where a cell that names no backend runs on it ("auto").
     shown: named in a series' label (the emulated path is said by its report section instead).
+    candidate: the auto backend times it for every shape and may pick it.
+    tensor_cores: which tensor cores its GEMM issues, for the time model: "sparse" (the 2:4
+        sparse MMAs), "dense" (the compressed weight expanded into dense MMAs over all N_in
+        columns), or None where no one kernel can be said (the emulated path; auto, whose
+        records name the backend it picked).
     """
 
     name: str
@@ -201,6 +232,8 @@ class BackendSpec:
     label: str | None = None
     default_on: tuple[str, ...] = ()
     shown: bool = True
+    candidate: bool = False
+    tensor_cores: str | None = None
 
     @property
     def shown_as(self) -> str:
@@ -238,8 +271,12 @@ def _check_new(kind: str, name: str, table: Mapping[str, object], spec: object) 
     return True
 
 
-def register(spec: MethodSpec) -> MethodSpec:
-    """Add a method; MatrixError naming it and the rule if a field breaks one."""
+def register(spec: MethodSpec, replace: bool = False) -> MethodSpec:
+    """Add a method; MatrixError naming it and the rule if a field breaks one.
+
+    `replace` lets an extension put another implementation behind a registered name (a test's
+    planted slowdown: cells keep their names, so a gate compares them with an unchanged run);
+    without it a second, different spec under a taken name is refused."""
     where = f"method {spec.name!r}"
     if spec.mask not in MASK_RULES:
         raise MatrixError(f"{where}: mask rule {spec.mask!r} is not one of {MASK_RULES}")
@@ -254,7 +291,7 @@ def register(spec: MethodSpec) -> MethodSpec:
             raise MatrixError(
                 f"{where}: a baseline role names no `against`; a {role.question} role needs one"
             )
-    if _check_new("method", spec.name, _METHODS, spec):
+    if replace or _check_new("method", spec.name, _METHODS, spec):
         _METHODS[spec.name] = spec
         _BY_CLASS[_key(spec.impl)] = spec
     return spec
@@ -264,6 +301,11 @@ def register_backend(spec: BackendSpec) -> BackendSpec:
     """Add a 2:4 backend; MatrixError naming it and the rule if a field breaks one."""
     if spec.marker not in MARKERS:
         raise MatrixError(f"backend {spec.name!r}: marker {spec.marker!r} is not one of {MARKERS}")
+    if spec.tensor_cores not in TENSOR_CORES:
+        raise MatrixError(
+            f"backend {spec.name!r}: tensor_cores {spec.tensor_cores!r} is not one of "
+            f"{TENSOR_CORES}"
+        )
     for other in _BACKENDS.values():
         shared = set(other.default_on) & set(spec.default_on)
         if shared and other.name != spec.name:
@@ -394,12 +436,38 @@ def backend(name: str) -> Backend:
     return _BACKEND_OBJECTS[name]
 
 
+# The backend name a cell or a run gives to mean "the best this device has": on a GPU the
+# backend of that name, which picks the fastest candidate per shape; elsewhere the device's
+# default (the emulated path on a CPU).
+AUTO = "auto"
+
+
 def default_backend(device_type: str) -> str:
-    """The backend a 2:4 method runs on where its cell names none and the run asks for "auto"."""
+    """The backend a 2:4 method runs on where its cell names none and the run asks for AUTO."""
     for b in backend_specs():
         if device_type in b.default_on:
             return b.name
     raise MatrixError(f"no 2:4 backend is the default on {device_type!r}; register one")
+
+
+def peers() -> dict[str, MethodSpec]:
+    """The original study's method names (in its records) -> our method's spec."""
+    return {m.original_study.records: m for m in methods() if m.original_study is not None}
+
+
+def layouts() -> tuple[MethodSpec, ...]:
+    """The methods the planner compares as ways to lay one layer out (MethodSpec.layout)."""
+    return tuple(m for m in methods() if m.layout)
+
+
+def twins() -> dict[str, str]:
+    """Two-rank method -> its one-GPU twin (MethodSpec.one_gpu_twin), where it has one."""
+    return {m.name: m.one_gpu_twin for m in methods() if m.one_gpu_twin is not None}
+
+
+def auto_candidates() -> tuple[str, ...]:
+    """The backends the auto backend chooses among (each still says whether it can run)."""
+    return tuple(b.name for b in backend_specs() if b.candidate)
 
 
 def find_backend(name: object) -> BackendSpec | None:
@@ -422,7 +490,8 @@ register(
         world_size=1,
         style=Style("tab:blue", "o"),
         roles=(Role("baseline"),),
-        original_study="dense_single",
+        original_study=PeerName("dense_single", "dense_single", 1),
+        layout=True,
     )
 )
 register(
@@ -436,7 +505,9 @@ register(
         work_model=TP_ROW,
         style=Style("tab:orange", "s"),
         roles=(Role("baseline"),),
-        original_study="dense_tp",
+        original_study=PeerName("dense_tp", "dense_tp", 2),
+        layout=True,
+        one_gpu_twin="dense_half",
     )
 )
 register(
@@ -449,6 +520,7 @@ register(
         backward_collective="all_reduce",
         work_model=WorkModel(weight=SHARD, flops=SHARD, y=SHARD),
         style=Style("tab:green", "D"),
+        layout=True,
     )
 )
 register(
@@ -473,7 +545,9 @@ register(
         backward_collective="all_reduce",
         style=Style("tab:purple", "v"),
         roles=(Role("H3", "block_shock"), Role("study", "dense_tp_row")),
-        original_study="masked_split",
+        original_study=PeerName("masked_split", "masked_split_dense", 2),
+        layout=True,
+        one_gpu_twin="dense_single",
     )
 )
 register(
@@ -493,7 +567,9 @@ register(
             Role("study", "dense_single"),
             Role("study", "dense_tp_row"),
         ),
-        original_study="block_shock",
+        original_study=PeerName("block_shock", "block_shock_2gpu", 2, "flinear"),
+        layout=True,
+        one_gpu_twin="block_shock_half",
     )
 )
 register(
@@ -527,9 +603,11 @@ register_backend(
     BackendSpec(
         "cslt",
         "kernels.backends.cslt:Cslt",
-        "torch._cslt_sparse_mm with the alg id its search picked (cached per machine and shape)",
+        "torch._cslt_sparse_mm with the alg and split-K its search picked (cached per machine "
+        "and shape)",
         marker="s",
-        default_on=("cuda",),
+        candidate=True,
+        tensor_cores="sparse",
     )
 )
 register_backend(
@@ -538,6 +616,8 @@ register_backend(
         "kernels.backends.cslt_padded:CsltPadded",
         "cslt with B padded to the batch size that ran fastest when the half was built",
         marker="D",
+        candidate=True,
+        tensor_cores="sparse",
     )
 )
 register_backend(
@@ -546,6 +626,7 @@ register_backend(
         "kernels.backends.flinear:FLinear",
         "to_sparse_semi_structured + F.linear, the path most users write",
         marker="^",
+        tensor_cores="sparse",
     )
 )
 register_backend(
@@ -554,6 +635,8 @@ register_backend(
         "kernels.backends.triton_half:Triton",
         "this project's compressed format and Triton kernel (kernels/triton24.py), tuned per GPU",
         marker="v",
+        candidate=True,
+        tensor_cores="dense",
     )
 )
 register_backend(
@@ -563,6 +646,18 @@ register_backend(
         "CUTLASS 3 sm90 sparse tensor-core GEMM (wgmma.sp, kernels/sm90_24.py), built just in "
         "time on Hopper",
         marker="X",
+        candidate=True,
+        tensor_cores="sparse",
+    )
+)
+register_backend(
+    BackendSpec(
+        AUTO,
+        "kernels.backends.auto:Auto",
+        "per shape, the fastest of the candidate backends that run here and pass a float64 "
+        "check, timed in CUDA graphs once per GPU and shape (cached); the record names it",
+        marker="*",
+        default_on=("cuda",),
     )
 )
 register_backend(

@@ -61,7 +61,7 @@ def event_ms(run, count: int = 1) -> float:
 
 def trace(ctx, seconds: float = 4.0) -> list[dict]:
     """From idle: back-to-back ~10 ms samples, each with the clock and power after it."""
-    built = build(ctx, cell(DENSE, 16384, 1024), 1, "auto")
+    built = build(ctx, cell(DENSE, 16384, 1024), 1, registry.AUTO)
     layer, x = built.layer, built.x
     xl = layer.local_input(x)
     one = capture_graph(lambda: layer.forward(xl), DEVICE)
@@ -79,7 +79,7 @@ def trace(ctx, seconds: float = 4.0) -> list[dict]:
 
 
 def time_cell(ctx, spec: CellSpec) -> dict:
-    built = build(ctx, spec, 1, "auto")
+    built = build(ctx, spec, 1, registry.AUTO)
     layer, x = built.layer, built.x
     xl = layer.local_input(x)
 

@@ -42,10 +42,14 @@ from kernels import registry, triton24, tune24  # noqa: E402
 from kernels.backends.triton_half import Triton  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
+from measure.machine.environment import cusparselt_runtime_version  # noqa: E402
 
-FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256)]
-FULL.append((16384, 1024))
+FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256, 1024)]
 QUICK = [(n, b) for n in (16384, 32768) for b in (16, 64)]
+# The auto backend against cuSPARSELt at every batch a layer sees, 1 to 4096 (--sweep-b).
+SWEEP_B = [
+    (n, b) for n in (8192, 16384) for b in (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+]
 # The dense reference: the one-GPU proxy's baseline (the dense half), named as registered.
 DENSE = next(p.denominator for p in registry.pairs("H1") if p.proxy)
 # The tuner's default search is every candidate; here a core subset keeps the run short (each
@@ -84,6 +88,7 @@ GRAPH_MS = 2.0  # forwards per graph: enough to fill about this long
 @dataclass
 class BackendResult:
     backend: str
+    backend_ran: str | None = None  # the kernel that ran (the auto backend names its pick)
     warm_ms: float | None = None
     cold_ms: float | None = None
     cold_copies: int = 1
@@ -198,6 +203,7 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
             where = f"kernel_bench N={n} B={batch}"
             halves = [impl.build(wm, None, x, where) for _ in range(copies)]
             rec = halves[0].record
+            r.backend_ran = rec.backend
             r.alg_id, r.alg_source, r.padded_batch = rec.alg_id, rec.alg_source, rec.padded_batch
             xs = [x] + [x.clone() for _ in range(copies - 1)]
             outs = [torch.empty(batch, n, device="cuda", dtype=dt) for _ in range(copies)]
@@ -255,6 +261,15 @@ def print_table(shapes: list[dict]) -> None:
         l2 = " (weights fit in L2: warm is L2-resident)" if s["weights_fit_l2"] else ""
         ratios = " ".join(ratio(t[k], t[DENSE]) for k in sparse)
         print(f"N={s['N']:>5} B={s['B']:>4}: {ratios}{l2}")
+    auto = registry.default_backend("cuda")  # the backend that picks per shape
+    if auto in sparse:
+        others = [k for k in sparse if k != auto]
+        print(f"\nratios (cold ms) to {auto} (>= 1: {auto} is not slower): " + ", ".join(others))
+        for s in shapes:
+            t = {k: v["cold_ms"] for k, v in s["results"].items()}
+            picked = s["results"][auto]["backend_ran"]
+            ratios = " ".join(ratio(t[k], t[auto]) for k in others)
+            print(f"N={s['N']:>5} B={s['B']:>4}: {ratios}  ({auto} ran {picked})")
     for k in sparse:
         tuned = [s for s in shapes if s["results"][k]["tuning_ms"]]
         if not tuned:
@@ -270,6 +285,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_out", type=Path)
     parser.add_argument("--quick", action="store_true", help="N 16384 and 32768, B 16 and 64 only")
+    parser.add_argument(
+        "--sweep-b", action="store_true", help="N 8192 and 16384 at B 1..4096 (auto against cslt)"
+    )
     parser.add_argument("--all-configs", action="store_true", help="tune over every config")
     parser.add_argument(
         "--backends",
@@ -293,6 +311,7 @@ def main() -> None:
     os.environ["BS_TRITON24_CACHE"] = f"{cache_dir}/triton24.json"
     os.environ["BS_CSLT_ALG_CACHE"] = f"{cache_dir}/cslt.json"
     os.environ["BS_SM90_24_CACHE"] = f"{cache_dir}/sm90_24.json"
+    os.environ["BS_AUTO_CACHE"] = f"{cache_dir}/auto.json"
     start = time.time()
     props = torch.cuda.get_device_properties(0)
     ceiling = copy_ceiling_tb_s()
@@ -305,6 +324,7 @@ def main() -> None:
         "cuda": torch.version.cuda,
         "triton": triton.__version__,
         "cusparselt": torch.backends.cusparselt.version(),
+        "cusparselt_runtime": cusparselt_runtime_version(),
         "copy_ceiling_tb_s": ceiling,
         "dtype": "bf16",
         "mask": "random_2of4",
@@ -312,7 +332,7 @@ def main() -> None:
     }
     print(f"{props.name}: copy ceiling {ceiling:.2f} TB/s, L2 {props.L2_cache_size >> 20} MiB")
     shapes = []
-    for n, batch in QUICK if args.quick else FULL:
+    for n, batch in QUICK if args.quick else SWEEP_B if args.sweep_b else FULL:
         t = time.time()
         shapes.append(run_shape(n, batch, args, ceiling, props.L2_cache_size))
         print(f"  N={n} B={batch} done in {time.time() - t:.1f} s", flush=True)

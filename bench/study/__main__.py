@@ -132,6 +132,7 @@ def _run(a) -> int:
         print(line, flush=True)
     study = Study(opts, open_study(opts, pf))
     study.save()
+    executor: InProcessExecutor | SubmititExecutor
     if opts.executor == "inprocess":
         executor = InProcessExecutor()
     else:

@@ -28,6 +28,7 @@ from bench.study.preflight import (
     estimate,
     timing_policy,
 )
+from bench.study.progress import StudyProgress
 from bench.study.slice_exec import CellOutcome, SliceResult
 from common.errors import StudyError
 
@@ -157,7 +158,7 @@ class Study:
         self.opts = opts
         self.m = manifest
         self.stop = threading.Event()
-        self.progress = None  # a StudyProgress while one is shown
+        self.progress: StudyProgress | None = None  # while one is shown
         self.ran_any = False
         self._ended: set[tuple[str, str]] = set()  # (slice, cell run) already given its state
 
@@ -282,8 +283,8 @@ class Study:
                 self._end(r, spec, o, "skipped", None, o.message)
             else:
                 cell_id = r.name[r.name.index("[") + 1 : -1]
-                kind = classify.kind_from_record(spec.runs, r.phase, cell_id)
-                kind = kind or classify.kind_from_text(o.message)
+                recorded = classify.kind_from_record(spec.runs, r.phase, cell_id)
+                kind = recorded or classify.kind_from_text(o.message)
                 self._end(r, spec, o, "failed", kind, o.message)
         if final is not None and final.ended_by != "interrupt":
             self._unstarted(spec, runs, by_name, final)

@@ -1,6 +1,12 @@
-"""cuSPARSELt: torch._cslt_compress once, then torch._cslt_sparse_mm with the algorithm id that
-torch._cslt_sparse_mm_search picked (searched outside any timed region, once per machine and
-shape: see kernels/alg_cache.py), so a call costs no descriptor or dispatch beyond one op.
+"""cuSPARSELt: torch._cslt_compress once, then torch._cslt_sparse_mm with the algorithm its search
+picked (searched outside any timed region, once per machine and shape: see kernels/alg_cache.py),
+so a call costs no descriptor or dispatch beyond one op.
+
+The search is cuSPARSELt's own matmul search with split-K (torch._C._cusparselt.mm_search: it
+returns the alg id, the split-K factor and whether the split runs as one kernel), so small
+batches, where one output tile per SM leaves most of a wide-K weight to few SMs, get cuSPARSELt's
+split-K kernels: its best chance. Where torch has only the older search (alg id alone), that one
+is used and the record's alg_id says so by having no split.
 
 The bias is not fused into the product (`mm_into` adds it on the copy into `out`): it was unfused
 after an fp16 bias cell failed in the search on an H100, before fp16 search itself was found to
@@ -8,6 +14,8 @@ be the cause; a fused bias on a transposed result has not been tried since.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -33,28 +41,61 @@ def search_is_safe(dtype: torch.dtype) -> bool:
     return not (dtype == torch.float16 and version <= 800)
 
 
-def choose_alg(packed: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> tuple[int, str]:
-    """The cached alg id for this machine and shape, else the search's (then cached)."""
+@dataclass(frozen=True)
+class Alg:
+    """What cuSPARSELt runs: its algorithm id and split-K (1: none; `one_kernel`: the split's
+    partial sums reduced inside one kernel rather than by a second one)."""
+
+    alg_id: int
+    split_k: int = 1
+    one_kernel: bool = True
+
+    @property
+    def name(self) -> str:
+        """The record's alg_id ("17", "17 split-K 4 one kernel") and the cache's value."""
+        if self.split_k == 1:
+            return str(self.alg_id)
+        return f"{self.alg_id} split-K {self.split_k} {'one kernel' if self.one_kernel else 'two'}"
+
+    @classmethod
+    def parse(cls, text: str) -> Alg:
+        parts = text.split()
+        if len(parts) == 1:
+            return cls(int(parts[0]))
+        return cls(int(parts[0]), int(parts[2]), parts[3] == "one")
+
+
+def search(packed: torch.Tensor, x: torch.Tensor) -> Alg:
+    """cuSPARSELt's search with split-K where torch exposes it, else the alg-id search."""
+    mm_search = getattr(getattr(torch._C, "_cusparselt", None), "mm_search", None)
+    if mm_search is not None:
+        alg_id, split_k, one_kernel, _ = mm_search(packed, x.t(), None, None, None, True)
+        return Alg(int(alg_id), int(split_k), bool(one_kernel))
+    found = torch._cslt_sparse_mm_search(packed, x.t(), transpose_result=True)
+    return Alg(int(found[0] if isinstance(found, tuple) else found))
+
+
+def choose_alg(packed: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> tuple[Alg, str]:
+    """The cached choice for this machine and shape, else the search's (then cached)."""
     path = alg_cache.cache_path()
     name = torch.cuda.get_device_name(w.device)
     k = alg_cache.key(name, w.dtype, w.shape[0], w.shape[1], x.shape[0])
     if path is not None:
-        alg = alg_cache.lookup(path, k)
-        if alg is not None:
-            return alg, f"cache {path}"
-    found = torch._cslt_sparse_mm_search(packed, x.t(), transpose_result=True)
-    alg = int(found[0] if isinstance(found, tuple) else found)
+        cached = alg_cache.lookup_name(path, k)
+        if cached is not None:
+            return Alg.parse(cached), f"cache {path}"
+    alg = search(packed, x)
     if path is not None:
-        alg_cache.store(path, k, alg)
+        alg_cache.store(path, k, alg.name)
     return alg, "search"
 
 
-def safe_alg(packed: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> tuple[int, str, str | None]:
-    """(alg id, its source, why no search ran): the searched alg where the search is safe,
+def safe_alg(packed: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> tuple[Alg, str, str | None]:
+    """(the choice, its source, why no search ran): the searched one where the search is safe,
     else alg 0 with the reason."""
     if search_is_safe(w.dtype):
         return (*choose_alg(packed, w, x), None)
-    return 0, "default", FP16_SEARCH_BROKEN
+    return Alg(0), "default", FP16_SEARCH_BROKEN
 
 
 class CsltHalf:
@@ -64,17 +105,27 @@ class CsltHalf:
         self.bias = bias
         self.packed = torch._cslt_compress(w_masked)
         self.stored_bytes = tensor_bytes(self.packed)
-        self.alg_id = 0
+        self.alg = Alg(0)
         self.record = HalfRecord(name)
 
-    def use_alg(self, chosen: tuple[int, str, str | None], padded_batch: int | None = None) -> None:
+    def use_alg(self, chosen: tuple[Alg, str, str | None], padded_batch: int | None = None) -> None:
         """Run with `chosen` (safe_alg's answer) from now on, and say so in the record."""
-        self.alg_id, source, error = chosen
-        self.record = HalfRecord(self.record.backend, self.alg_id, source, error, padded_batch)
+        self.alg, source, error = chosen
+        self.record = HalfRecord(self.record.backend, self.alg.name, source, error, padded_batch)
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W_g^T without the bias (a new tensor from cuSPARSELt)."""
-        return torch._cslt_sparse_mm(self.packed, x.t(), transpose_result=True, alg_id=self.alg_id)
+        a = self.alg
+        if a.split_k == 1:
+            return torch._cslt_sparse_mm(self.packed, x.t(), transpose_result=True, alg_id=a.alg_id)
+        return torch._cslt_sparse_mm(
+            self.packed,
+            x.t(),
+            transpose_result=True,
+            alg_id=a.alg_id,
+            split_k=a.split_k,
+            split_k_mode=int(a.one_kernel),
+        )
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:
         y = self.product(x)

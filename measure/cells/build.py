@@ -24,10 +24,10 @@ from measure.ranks.context import RankContext
 
 def resolve_backend(method: MethodSpec, device_type: str, requested: str) -> str | None:
     """The 2:4 backend a semi-structured method runs on here (None for dense methods): the
-    one the cell or the run names, else ("auto") the registry's default for this device."""
+    one the cell or the run names, else (registry.AUTO) the registry's default for this device."""
     if not method.semi_structured:
         return None
-    return registry.default_backend(device_type) if requested == "auto" else requested
+    return registry.default_backend(device_type) if requested == registry.AUTO else requested
 
 
 def unavailable_here(cell: CellSpec, device_type: str) -> str | None:
@@ -38,7 +38,7 @@ def unavailable_here(cell: CellSpec, device_type: str) -> str | None:
     return registry.backend(cell.backend).available(torch.device(device_type))
 
 
-def preflight(cell: CellSpec, device_type: str, requested_backend: str = "auto") -> None:
+def preflight(cell: CellSpec, device_type: str, requested_backend: str = registry.AUTO) -> None:
     """Rules that depend on the machine; raised before any rank starts work on the cell: the
     backend the cell runs on must be able to run here and take its shape."""
     name = resolve_backend(spec(cell.method), device_type, cell.backend or requested_backend)

@@ -2,7 +2,9 @@
 
 One file is the source of truth for the pytest cells and the asv suite alike. Every rule is
 checked when the file is loaded, so a typo fails collection with a message that names the file,
-the key, the bad value and the allowed ones, before any process group or GPU is touched.
+the key, the bad value, the closest allowed one and all of them, before any process group or GPU
+is touched: each axis's values against what is implemented (`implemented_values`), each
+block's values against the axes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import itertools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from common.cell import AXES, OPTIONAL_AXES, CellSpec
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
 from kernels import registry
-from kernels.masks import PERIODIC_MASKS, TRANSPOSABLE_MASKS
+from kernels.masks import MASKS, PERIODIC_MASKS, TRANSPOSABLE_MASKS
+from kernels.training import OPTIMIZERS, VARIANTS
+from measure.cells.workloads import WORKLOADS
 from measure.phases import PHASES
 from measure.timing.policy import TimingPolicy
 
@@ -57,6 +62,23 @@ class Matrix:
                 f"suites: {sorted(self.suites)}"
             )
         return self.suites[name]
+
+
+def implemented_values() -> dict[str, tuple]:
+    """Every value each listed axis can take, read from where it is implemented: a value of
+    benchmarks.json's `axes` outside these fails loading (so a typo fails collection). Read
+    per load, so methods a plugin registers count."""
+    return {
+        "phase": tuple(PHASES),
+        "method": registry.method_names(),
+        "dtype": DTYPE_NAMES,
+        "mask": MASKS,
+        "workload": tuple(WORKLOADS),
+        "bias": (False, True),
+        "backend": registry.backend_names(),
+        "optimizer": OPTIMIZERS,
+        "variant": VARIANTS,
+    }
 
 
 def _fail(path, where, msg):
@@ -143,7 +165,8 @@ def _normalized(cell: CellSpec) -> CellSpec:
         "variant": "variant" in phase.axes and spec.semi_structured,
         "steps": "steps" in phase.axes,
     }
-    return replace(cell, **{axis: None for axis, kept in keep.items() if not kept})
+    dropped: dict[str, Any] = {axis: None for axis, kept in keep.items() if not kept}
+    return replace(cell, **dropped)
 
 
 def _expand_block(path, where, block, axes) -> list[CellSpec]:
@@ -208,19 +231,17 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         )
     axes = doc.get("axes", {})
     _check_keys(path, "axes", axes, LIST_AXES + OPTIONAL_LIST_AXES)
-    known = {
-        "method": registry.method_names(),
-        "backend": registry.backend_names(),
-        "dtype": DTYPE_NAMES,
-        "phase": PHASES,
-    }
-    for axis, implemented in known.items():
-        for v in axes.get(axis, []):
-            if v not in implemented:
+    for axis, implemented in implemented_values().items():
+        values = axes.get(axis, [])
+        if not isinstance(values, list):
+            _fail(path, f"axes.{axis}", f"must be a list, got {values!r}")
+        for v in values:
+            if not any(v == i and type(v) is type(i) for i in implemented):  # 1 is not True
                 _fail(
                     path,
                     f"axes.{axis}",
-                    f"{v!r} is not implemented; implemented: {list(implemented)}",
+                    f"{v!r} is not implemented{closest(v, implemented)}; "
+                    f"implemented: {list(implemented)}",
                 )
     for axis in LIST_AXES:
         if axis not in axes:

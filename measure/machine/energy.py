@@ -127,7 +127,7 @@ class NvmlMeter:
         t1 = time.perf_counter()
         samples = self._sampler.stop()
         integral = integrate(samples, self._t0, t1)
-        joules = (e1 - self._e0) / 1e3 if e1 is not None else integral
+        joules = (e1 - self._e0) / 1e3 if e1 is not None and self._e0 is not None else integral
         if joules is None:
             raise MeterUnavailable(f"window {name!r}: too short for two power samples")
         return Window(name, self.method, t1 - self._t0, joules, integral, samples)

@@ -25,6 +25,7 @@ from common.errors import CorrectnessError
 from common.phases import CATALOG, PhaseInfo
 from common.schema.checks import ErrorFigures
 from common.schema.rank import MemoryFigures, RankResult
+from kernels import registry
 from kernels.registry import MethodSpec
 from measure.cells.build import BuiltCell, build
 from measure.checks import bounds as checks
@@ -39,7 +40,7 @@ Task = Callable[[Any, dict[str, Any], MethodSpec, int, "TaskOptions"], RankResul
 class TaskOptions:
     """What every rank needs besides the cell: the run's choices (picklable)."""
 
-    backend: str = "auto"
+    backend: str = registry.AUTO
     mode: str = "graph"
     energy: bool = True
     policy: TimingPolicy = TimingPolicy()

@@ -13,9 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.cell import CellSpec
 from common.errors import BenchError
+from kernels import registry
 from measure.cells.build import preflight, unavailable_here
 from measure.cells.matrix import load_matrix
 from measure.phases import PHASES
@@ -39,11 +41,11 @@ def pytest_configure(config):
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     device_type = device_type_option(config)
-    if device_type != "cuda" and config.getoption("--bs-backend") != "auto":
-        raise pytest.UsageError(
-            f"--bs-backend {config.getoption('--bs-backend')} needs a CUDA GPU; on "
-            f"{device_type} the 2:4 halves are emulated with masked dense math"
-        )
+    backend = config.getoption("--bs-backend")
+    if backend != registry.AUTO:  # AUTO means the device's default, which always runs there
+        reason = registry.backend(backend).available(torch.device(device_type))
+        if reason is not None:
+            raise pytest.UsageError(f"--bs-backend {backend}: {reason}")
     reporting = int(os.environ.get("RANK", "0")) == 0
     if not reporting:  # under torchrun only rank 0 writes records and benchmark files
         for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):

@@ -9,6 +9,7 @@ import torch
 from common.errors import closest
 from kernels import registry
 from measure.cells.matrix import DEFAULT_PATH
+from measure.gate.regression import GateRule
 from measure.ranks.failures import Timeouts, timeout_problem
 from measure.timing.policy import DEFAULT_POLICY, TimingPolicy
 from measure.timing.policy import OPTIONS as POLICY_OPTIONS
@@ -59,7 +60,7 @@ def pytest_addoption(parser):
         "(kernels/registry.py); repeatable; rank workers and study slices load it too, "
         f"through ${registry.EXTENSIONS_ENV}",
     )
-    g.addoption("--bs-backend", default="auto", help=_backend_help())
+    g.addoption("--bs-backend", default=registry.AUTO, help=_backend_help())
     g.addoption(
         "--bs-mode",
         choices=("graph", "eager"),
@@ -155,6 +156,48 @@ def pytest_addoption(parser):
         help=f"seconds of idle power measured before each window (default: {_default('idle_s')})",
     )
 
+    _comparison_options(g)
+
+
+GATE_FROM_COMPARE = "compare"  # what --bs-gate holds when no file follows it
+
+
+def _comparison_options(g) -> None:
+    """Comparing runs: the machine check and the statistical regression gate."""
+    g.addoption(
+        "--bs-strict-machine",
+        action="store_true",
+        help="refuse (usage error, before any cell runs) to compare with a run measured on a "
+        "machine that differs in GPU model or count, driver, clocks, power limit, CUDA, torch, "
+        "cuSPARSELt, Triton or CPU (default: warn and say so in the summary)",
+    )
+    g.addoption(
+        "--bs-gate",
+        nargs="?",
+        const=GATE_FROM_COMPARE,
+        default=None,
+        metavar="BASELINE.json",
+        help="regression gate on raw samples: exit 1 if a cell's bootstrap interval of median "
+        "new/old lies wholly above 1 + the minimum effect; BASELINE.json comes from "
+        "--benchmark-json or --benchmark-save-data (write --bs-gate=PATH); bare --bs-gate "
+        "gates against the run --benchmark-compare loads",
+    )
+    g.addoption(
+        "--bs-gate-confidence",
+        type=float,
+        metavar="C",
+        default=GateRule.confidence,
+        help=f"two-sided confidence of the gate's interval (default: {GateRule.confidence:g})",
+    )
+    g.addoption(
+        "--bs-gate-min-effect",
+        type=float,
+        metavar="FRACTION",
+        default=GateRule.min_effect,
+        help="smallest slowdown, as a fraction, the gate calls a regression "
+        f"(default: {GateRule.min_effect:g})",
+    )
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
@@ -165,10 +208,10 @@ def pytest_configure(config):
     except ImportError as e:
         raise pytest.UsageError(f"--bs-extension: {e}") from None
     backend = config.getoption("--bs-backend")
-    if backend != "auto" and backend not in registry.backend_names():
+    if backend not in registry.backend_names():
         raise pytest.UsageError(
             f"--bs-backend {backend!r}{closest(backend, registry.backend_names())}: "
-            f"choose auto or one of {registry.backend_names()}"
+            f"choose one of {registry.backend_names()}"
         )
 
 

@@ -51,6 +51,7 @@ class Summary:
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: r.cell.id):
                 info = r.figures
+                assert info is not None  # only cells with figures are in self.timed (add)
                 pct, j_per_token = info.floor.pct_of_floor, info.energy.j_per_token
                 extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
                 t.add_row(
@@ -142,7 +143,9 @@ def _train_figures(r: CellResult) -> list[TrainFigures]:
 
 
 def _median(r: CellResult) -> float:
-    return r.ranks[0].forward.median
+    published = r.ranks[0].forward
+    assert published is not None  # a timed cell publishes its primary timing
+    return published.median
 
 
 def _fmt_time(s: float) -> str:

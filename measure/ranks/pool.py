@@ -150,10 +150,6 @@ class RankPool:
         self.alive = True
         self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs]
-
     def run(self, fn, *args) -> list:
         """A cell's task: fn(ctx, *args) on every rank within timeouts.task_s; results in rank
         order."""

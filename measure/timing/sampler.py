@@ -25,6 +25,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -241,7 +242,7 @@ class Sampler:
         wall = time.perf_counter() - t_start
         own_median = statistics.median(own)
         if self.ctx.world_size > 1:
-            medians = [None] * self.ctx.world_size
+            medians: list[Any] = [None] * self.ctx.world_size
             dist.all_gather_object(medians, own_median, group=self.ctx.group)
         else:
             medians = [own_median]

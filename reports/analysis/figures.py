@@ -13,7 +13,7 @@ from kernels import registry
 from kernels.registry import Pair
 from measure.timing import floors
 
-# DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
+# docs/DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
 # column names (a method's spec names its column: `original_study`).
 ORIGINAL_STUDY_COLUMNS = ("dense_single", "dense_tp", "masked_split", "block_shock")
 ORIGINAL_STUDY = {
@@ -178,7 +178,7 @@ def _study_column(p: Pair) -> str:
     """A ratio's column: its label, else the original study's names of both methods."""
     if p.label is not None:
         return p.label
-    num, den = (registry.spec(m).original_study or m for m in (p.numerator, p.denominator))
+    num, den = (_column(m) for m in (p.numerator, p.denominator))
     return f"{num}/{den}"
 
 
@@ -189,6 +189,12 @@ def _original(p: Pair) -> tuple[int, int] | None:
         return None
     num, den = (ORIGINAL_STUDY_COLUMNS.index(str(n)) for n in names)
     return num, den
+
+
+def _column(method: str) -> str:
+    """The original study's table column for one of our methods (its own name where none)."""
+    peer = registry.spec(method).original_study
+    return peer.column if peer is not None else method
 
 
 def study_table(t: pd.DataFrame) -> pd.DataFrame:
