@@ -1,21 +1,24 @@
-"""The training figures: where a train step's time goes, the state a rank holds, and the drift
-of each method's error over steps. Same looks as reports.render.plots (one colour per series,
-legends beside the axes)."""
+"""The training figures: where a train step's time goes, the state a rank holds, the drift of
+each method's error over steps, and how much room each training check leaves. Same looks as
+reports.render.plots (one colour per series, legends beside the axes)."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from common.phases import adding, with_primary
+from common.schema.phase_figures import TRAIN_CHECKS
 from reports.analysis.tables import with_state_mib
 from reports.render.plots import _figure, _label, _legend, _log_y, _save, _styles
 
 PARTS = {  # column: label; the step's remainder (forward, loss) is drawn after these
     "backward_median_s": "backward (grad_X)",
-    "grad_weight_median_s": "grad_W",
+    "grad_weight_median_s": "grad_W (a 2:4 half: the SDDMM on a GPU)",
     "optimizer_median_s": "optimizer",
     "compress_median_s": "compress (re-compress the halves)",
 }
+EXACT_FLOOR = 1e-6  # where a check's error was 0 (T2's frozen copies): drawn here, said so
 
 
 def _train_label(r) -> str:
@@ -56,6 +59,61 @@ def train_breakdown(t, out, prefix):
     note = "\nparts timed alone sum above the step on some rows" if over else ""
     title = f"train step breakdown at N={big.N.max()}\n(median of each part timed alone){note}"
     return _bars(parts * 1e3, out, prefix + "train_breakdown.png", "ms per train step", title)
+
+
+def grad_weight_paths(t, out, prefix):
+    """grad_W of each 2:4 half as its step ran it (the SDDMM on a GPU) beside the dense GEMM
+    and select it replaces, per shape: the bytes the SDDMM saves, in time."""
+    t = t[t.phase.isin(with_primary("step"))]
+    if t.empty or "grad_weight_dense_median_s" not in t:
+        return None
+    t = t[t.grad_weight_dense_median_s.notna()]
+    if t.empty:
+        return None
+    t = t.assign(series=[_train_label(r) for _, r in t.iterrows()]).sort_values(["N", "B"])
+    rows = t.set_index(t.series + " N=" + t.N.astype(str) + " B=" + t.B.astype(str))
+    df = pd.DataFrame(
+        {
+            "grad_W as the step runs it": rows.grad_weight_median_s,
+            "dense GEMM + select": rows.grad_weight_dense_median_s,
+        }
+    )
+    fig, ax = _figure(height=1.8 + 0.3 * len(df))
+    (df * 1e3).plot.barh(ax=ax, legend=False, width=0.7)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set(xlabel="ms per call", ylabel="", title="grad_W of a 2:4 half: kept values only vs dense")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return _save(fig, out, prefix + "grad_weight.png")
+
+
+def check_room(long: pd.DataFrame, out, prefix):
+    """Every training check's measured error / bound (every step, rank and cell), one column
+    of points per check, coloured by dtype / optimizer / variant; the bound is 1."""
+    if long.empty:
+        return None
+    df = long.assign(
+        group=long.dtype + " " + long.optimizer + " " + long.variant.fillna("-"),
+        shown=long.over.clip(lower=EXACT_FLOOR),
+    )
+    groups = sorted(df.group.unique())
+    fig, ax = _figure(height=4.0)
+    checks = [c for c in TRAIN_CHECKS if c in set(df.check)]
+    width = 0.8 / max(1, len(groups))
+    for j, group in enumerate(groups):
+        g = df[df.group == group]
+        xs = [checks.index(c) - 0.4 + (j + 0.5) * width for c in g.check]
+        ax.scatter(xs, g.shown, s=10, color=plt.get_cmap("tab20")(j % 20), label=group)
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.set_xticks(range(len(checks)), checks, rotation=20, fontsize=8)
+    _log_y(ax)
+    ax.set(ylabel="measured error / bound (<= 1 passes)")
+    ax.set_title(
+        "training checks: room a fault has to hide in\n"
+        f"(bound dashed; an exact 0 drawn at {EXACT_FLOOR:g})"
+    )
+    fig.legend(loc="outside right upper", fontsize=7, frameon=False, title="dtype opt variant")
+    return _save(fig, out, prefix + "train_checks.png")
 
 
 def train_memory(t, out, prefix):
