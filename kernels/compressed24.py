@@ -1,48 +1,22 @@
-"""This project's own compressed form of a 2:4 half W_g (N_out x N_in, 2:4 along input columns).
+"""Compress, select and place on this project's 2:4 format (kernels/format24.py, where the layout
+is defined): on a GPU with Triton the one-pass kernels (kernels/triton/compress24.py) for the
+shapes they take, else the torch reference here, which defines the bytes both write.
 
-Why our own: cuSPARSELt's packed buffer is opaque, so a kernel of ours (kernels/triton24.py)
-needs a layout it can read with wide loads. Per row, every group of 4 input columns keeps 2:
-
-- `values`: N_out x N_in/2, the weight's dtype, the two kept values of group g at columns 2g and
-  2g+1 in increasing input-column order. Read as int32, one word is one group's pair (the value
-  at column 2g in the low half); the kernel reads int64 words, two groups' pairs each.
-- `meta`: N_out x N_in/32 int32. Group g's two in-group indices (i0 < i1, each 2 bits) form the
-  nibble i0 | i1 << 2 at bits 4*(g % 8) of word g // 8: 16 indices per word. Read as bytes,
-  byte j holds groups 2j (low nibble) and 2j + 1, the two groups of the kernel's int64 word j.
-
-At 16-bit values that is N_in * 2 + N_in / 8 bytes a row against N_in * 2 * 2 dense: 9/16.
-A group with fewer than two nonzeros (a kept weight that is exactly zero) keeps its nonzero and
-the lowest free positions, so `decompress(compress(w))` equals `w` for every valid input.
+Why apart from the format: the Triton kernels need the format's type and constants, and this
+module dispatches to them; with both in one module the two imported each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from common.errors import CellSpecError, MaskError
-
-GROUPS_PER_WORD = 8  # nibbles of one int32 meta word
-COLUMNS_PER_WORD = 4 * GROUPS_PER_WORD
-
-
-@dataclass(frozen=True)
-class Compressed24:
-    """A 2:4 half in this project's format (see the module docstring for the layout)."""
-
-    values: torch.Tensor  # N_out x N_in/2, the weight's dtype
-    meta: torch.Tensor  # N_out x N_in/32, int32
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(N_out, N_in) of the dense weight this stands for."""
-        return self.values.shape[0], self.values.shape[1] * 2
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes a kernel must read to use the whole weight."""
-        return sum(t.numel() * t.element_size() for t in (self.values, self.meta))
+from kernels.format24 import (
+    COLUMNS_PER_WORD,
+    GROUPS_PER_WORD,
+    Compressed24,
+    empty_like_compressed,
+)
 
 
 def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
@@ -50,7 +24,7 @@ def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
 
     Raises CellSpecError for a shape the format cannot hold and MaskError naming the first
     group that keeps more than two. On a GPU with Triton, shapes its kernel takes are
-    compressed in one pass (kernels/triton_compress24.py), else by the torch reference below;
+    compressed in one pass (kernels/triton/compress24.py), else by the torch reference below;
     both write the same bytes.
     """
     if w_masked.dim() != 2 or w_masked.shape[1] % COLUMNS_PER_WORD:
@@ -65,12 +39,6 @@ def compress(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:
     out = empty_like_compressed(n_out, n_in, w_masked.dtype, w_masked.device)
     compress_into(w_masked, out, where)
     return out
-
-
-def empty_like_compressed(n_out: int, n_in: int, dtype, device) -> Compressed24:
-    values = torch.empty(n_out, n_in // 2, dtype=dtype, device=device)
-    meta = torch.empty(n_out, n_in // COLUMNS_PER_WORD, dtype=torch.int32, device=device)
-    return Compressed24(values, meta)
 
 
 def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compress24") -> None:
@@ -97,15 +65,15 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compr
 
 
 def _triton_compressor(w: torch.Tensor, columns: int | None = None, compressing: bool = False):
-    """kernels.triton_compress24 where it takes `w` (a CUDA tensor of its shapes; `columns`:
+    """kernels.triton.compress24 where it takes `w` (a CUDA tensor of its shapes; `columns`:
     the dense width when `w` holds values; its compress reads 16-bit values only), else None."""
     if not w.is_cuda or (compressing and w.element_size() != 2):
         return None
     try:
-        from kernels import triton_compress24
+        from kernels.triton import compress24
     except ImportError:  # no Triton on this machine: the torch path
         return None
-    return triton_compress24 if triton_compress24.fits(w, columns) else None
+    return compress24 if compress24.fits(w, columns) else None
 
 
 def compress_reference(w_masked: torch.Tensor, where: str = "compress24") -> Compressed24:

@@ -379,15 +379,15 @@ def read_half(half: Half, n_out: int, n_in: int, like: torch.Tensor) -> torch.Te
 
 
 def _sddmm_kernel(grad_y: torch.Tensor, x: torch.Tensor):
-    """kernels.triton_sddmm24 where it takes this call (CUDA, 16-bit, its shapes), else None (no
+    """kernels.triton.sddmm24 where it takes this call (CUDA, 16-bit, its shapes), else None (no
     Triton here, or a CPU: grad_W goes dense-then-select)."""
     if not x.is_cuda:
         return None
     try:
-        from kernels import triton_sddmm24
+        from kernels.triton import sddmm24
     except ImportError:  # no Triton on this machine
         return None
-    return triton_sddmm24 if triton_sddmm24.fits(grad_y, x) else None
+    return sddmm24 if sddmm24.fits(grad_y, x) else None
 
 
 def _masks(a: BuildArgs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -507,7 +507,7 @@ class BlockShock(Method):
 
     def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         """grad_Y^T X at the kept positions only (N_out x N_in/2, the optimizer's layout): the
-        SDDMM kernel (kernels/triton_sddmm24.py, fp32, the dense gradient never written) on a GPU
+        SDDMM kernel (kernels/triton/sddmm24.py, fp32, the dense gradient never written) on a GPU
         where it takes the shape, else `grad_weight_dense`, which phase3 times beside it."""
         sddmm = _sddmm_kernel(grad_y, x)
         if sddmm is None:

@@ -633,7 +633,8 @@ register_backend(
     BackendSpec(
         "triton",
         "kernels.backends.triton_half:Triton",
-        "this project's compressed format and Triton kernel (kernels/triton24.py), tuned per GPU",
+        "this project's compressed format and Triton kernel (kernels/triton/gemm24.py), tuned per "
+        "GPU",
         marker="v",
         candidate=True,
         tensor_cores="dense",

@@ -1,7 +1,7 @@
 """A 2:4 half on Hopper's sparse tensor cores: CUTLASS 3's sm90 sparse GEMMs (wgmma.sp, SASS
 `HGMMA.SP`), shaped for small batches, built just in time on the GPU machine.
 
-Why: the Triton half (kernels/triton24.py) cannot issue wgmma.sp, so from B=32 up it does the
+Why: the Triton half (kernels/triton/gemm24.py) cannot issue wgmma.sp, so from B=32 up it does the
 dense half's MMA work on twice the columns, and from B=128 it loses 2-5x to cuSPARSELt, whose
 kernels are tuned for large B. Here the compressed weight is the sparse MMA operand A (M =
 N_out), the tokens are the MMA's N (tile N 16..256), and where N_out / tile M leaves SMs idle
@@ -567,7 +567,7 @@ class Sm90Sparse24Half:
     """One rank's 2:4 half W_g on the sm90 sparse GEMMs; `mm_into(x, out)` writes x @ W_g^T
     (+ bias) into `out` (B x N_out).
 
-    Buffers: `compressed` (kernels/compressed24.Compressed24) whose `values` are the GEMM's A
+    Buffers: `compressed` (kernels/format24.Compressed24) whose `values` are the GEMM's A
     and whose `meta` is scratch for re-compression, `meta_e` (CUTLASS's E, what the GEMM reads)
     and a workspace sized for the chosen variant at x_example's B. `mm_into` allocates nothing
     and never synchronizes, so a CUDA graph captures it; `recompress` writes new values into the

@@ -38,9 +38,10 @@ import triton
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.errors import CellSpecError  # noqa: E402
-from kernels import registry, triton24, tune24  # noqa: E402
+from kernels import registry  # noqa: E402
 from kernels.backends.triton_half import Triton  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
+from kernels.triton import gemm24, tune24  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
 from measure.machine.environment import cusparselt_runtime_version  # noqa: E402
 
@@ -185,7 +186,7 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
             from kernels.compressed24 import compress
 
             names = None if args.all_configs else CORE_CONFIGS
-            configs = None if names is None else tuple(triton24.CONFIG_BY_NAME[c] for c in names)
+            configs = None if names is None else tuple(gemm24.CONFIG_BY_NAME[c] for c in names)
             where = f"N={n} B={batch}"
             try:
                 _, _, r.tuning_ms = tune24.choose(compress(wm), None, x, where, configs)

@@ -2,8 +2,8 @@
 
 Measures what a tiling and pipeline reach when parts of the work are removed (same grid, same
 bytes read from the weight), so a change to the kernel aims at the part that costs:
-- `full_<expansion>`: the production kernel (kernels/triton24.py) with each way of expanding a
-  group (triton24.EXPANSIONS), its best configs from the H100 runs, each checked against
+- `full_<expansion>`: the production kernel (kernels/triton/gemm24.py) with each way of expanding a
+  group (gemm24.EXPANSIONS), its best configs from the H100 runs, each checked against
   float64 first;
 - the production loop with one part removed (`ABLATIONS`, same grid and descriptors, not Y):
   `no_expand` (each lane tile is its pair word's raw half), `no_x_split` (every dot multiplies
@@ -14,7 +14,7 @@ bytes read from the weight), so a change to the kernel aims at the part that cos
 - `stream`: loads the pair words and meta bytes only and folds them into an integer sum: the
   pure streaming rate of this tiling;
 - the dense half (`kernel_bench.DENSE`): torch's dense N x N/2 half (cuBLAS), what TP runs per rank;
-plus the one-pass compress kernel (kernels/triton_compress24.py) against cuSPARSELt's compress
+plus the one-pass compress kernel (kernels/triton/compress24.py) against cuSPARSELt's compress
 and the torch reference path. Floors: bytes over the device-copy ceiling measured here.
 
     python scripts/kernel_ceiling.py OUT.json
@@ -33,9 +33,9 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernels import triton24  # noqa: E402
 from kernels.compressed24 import compress, compress_into, compress_reference  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
+from kernels.triton import gemm24  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
 from scripts.kernel_bench import DENSE, copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
 
@@ -50,7 +50,7 @@ CONFIGS = (
 )
 
 
-# What `_ablated_kernel` drops from the production loop (kernels/triton24._tile_product):
+# What `_ablated_kernel` drops from the production loop (kernels/triton/gemm24._tile_product):
 # the expansion (each lane tile is its pair word's raw half, tied to the meta by an xor), the
 # split of X (every dot multiplies one H-column X tile from the copy engine: 1/8 of X's bytes),
 # or seven of the eight MMAs (the eight lane tiles summed elementwise into one dot).
@@ -70,26 +70,26 @@ def _ablated_kernel(
     acc = tl.zeros((BLOCK_N, BLOCK_B), dtype=tl.float32)
     for k in range(k0, k0 + k_len, BLOCK_K):
         q = pairs_desc.load([row0, k // 8])
-        even, odd = triton24._pair_nibbles(meta_desc.load([row0, k // 8]).to(tl.int32))
+        even, odd = gemm24._pair_nibbles(meta_desc.load([row0, k // 8]).to(tl.int32))
         if DROP == 2:
             xh = xh_desc.load([0, k // 8])
             e0, e1, e2, e3, o0, o1, o2, o3 = xh, xh, xh, xh, xh, xh, xh, xh
         else:
-            e0, e1, e2, e3, o0, o1, o2, o3 = triton24._split_x(x_desc.load([0, k]))
+            e0, e1, e2, e3, o0, o1, o2, o3 = gemm24._split_x(x_desc.load([0, k]))
         if DROP == 1:
             lo_e, hi_e = q.to(tl.int32) ^ even, q.to(tl.int32) ^ (even << 16)
             lo_o, hi_o = (q >> 32).to(tl.int32) ^ odd, (q >> 32).to(tl.int32) ^ (odd << 16)
         else:
-            lo_e, hi_e = triton24._group_lanes(q.to(tl.int32), even, EXPAND)
-            lo_o, hi_o = triton24._group_lanes((q >> 32).to(tl.int32), odd, EXPAND)
+            lo_e, hi_e = gemm24._group_lanes(q.to(tl.int32), even, EXPAND)
+            lo_o, hi_o = gemm24._group_lanes((q >> 32).to(tl.int32), odd, EXPAND)
         if DROP == 3:
-            a0, a1, a2, a3 = triton24._lane_tiles(lo_e, hi_e, DTYPE)
-            b0, b1, b2, b3 = triton24._lane_tiles(lo_o, hi_o, DTYPE)
+            a0, a1, a2, a3 = gemm24._lane_tiles(lo_e, hi_e, DTYPE)
+            b0, b1, b2, b3 = gemm24._lane_tiles(lo_o, hi_o, DTYPE)
             w = ((a0 + a1) + (a2 + a3)) + ((b0 + b1) + (b2 + b3))
             acc = tl.dot(w, tl.trans(e0), acc)
         else:
-            acc = triton24._lane_dots(lo_e, hi_e, e0, e1, e2, e3, acc, DTYPE)
-            acc = triton24._lane_dots(lo_o, hi_o, o0, o1, o2, o3, acc, DTYPE)
+            acc = gemm24._lane_dots(lo_e, hi_e, e0, e1, e2, e3, acc, DTYPE)
+            acc = gemm24._lane_dots(lo_o, hi_o, o0, o1, o2, o3, acc, DTYPE)
     _store(acc, out_ptr, stride_ob, stride_os)
 
 
@@ -123,12 +123,12 @@ def _store(acc, out_ptr, stride_ob, stride_os):
     tl.store(ptrs, acc)
 
 
-def stripped(kind: str, c, x: torch.Tensor, cfg: triton24.Config, expansion: str | None = None):
+def stripped(kind: str, c, x: torch.Tensor, cfg: gemm24.Config, expansion: str | None = None):
     """A forward of the stripped kernel `kind` (an ABLATIONS key or "stream") with `cfg`'s tiling
     and the production kernel's own descriptors and expansion (fp32 partial outputs)."""
-    mm = triton24.Sparse24Matmul(c, None, x.shape[0], cfg, "ceiling", expansion)
+    mm = gemm24.Sparse24Matmul(c, None, x.shape[0], cfg, "ceiling", expansion)
     n_out, n_in = c.shape
-    bb = triton24.block_b(x.shape[0])
+    bb = gemm24.block_b(x.shape[0])
     out = torch.empty(cfg.split_k, bb, n_out, dtype=torch.float32, device=x.device)
     grid = (n_out // cfg.block_n, cfg.split_k)
     common = dict(SPLIT_K=cfg.split_k, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, BLOCK_B=bb,
@@ -153,11 +153,11 @@ def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
     ref, absref = checks.reference(x, wm, None)
     bound = checks.bounds(torch.bfloat16, n, None, 1)
     for name in CONFIGS:
-        cfg = triton24.CONFIG_BY_NAME[name]
+        cfg = gemm24.CONFIG_BY_NAME[name]
         kinds = {}
-        for expansion in triton24.EXPANSIONS:
+        for expansion in gemm24.EXPANSIONS:
             out = torch.full((batch, n), float("nan"), dtype=torch.bfloat16, device="cuda")
-            mm = triton24.Sparse24Matmul(c, None, batch, cfg, "ceiling", expansion)
+            mm = gemm24.Sparse24Matmul(c, None, batch, cfg, "ceiling", expansion)
             mm(x, out)
             torch.cuda.synchronize()
             figs = checks.error_figures(out, ref, absref, bound)

@@ -46,7 +46,7 @@ class CsltPadded(Backend):
         where: str,
     ) -> PaddedCsltHalf:
         """Time cuSPARSELt at B and each larger padded batch; keep the fastest (cached)."""
-        from kernels.tune24 import median_ms
+        from kernels.triton.tune24 import median_ms
 
         half = PaddedCsltHalf(self.name, w_masked, bias)
         x, w = x_example, w_masked

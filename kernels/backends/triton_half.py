@@ -1,7 +1,8 @@
-"""This project's compressed format (kernels/compressed24.py) and Triton kernel
-(kernels/triton24.py), its configuration tuned per GPU and shape (kernels/tune24.py); the
-record's alg_id is the configuration's name. Triton is imported when a half is built or a shape
-checked, so a machine without it still imports this module and `available` says why."""
+"""This project's compressed format (kernels/format24.py) and Triton kernel
+(kernels/triton/gemm24.py), its configuration tuned per GPU and shape
+(kernels/triton/tune24.py); the record's alg_id is the configuration's name. Triton is imported
+when a half is built or a shape checked, so a machine without it still imports
+this module and `available` says why."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import torch
 from kernels.backends.base import Backend, HalfRecord, needs_cuda
 
 if TYPE_CHECKING:
-    from kernels.compressed24 import Compressed24
-    from kernels.triton24 import Sparse24Matmul
+    from kernels.format24 import Compressed24
+    from kernels.triton.gemm24 import Sparse24Matmul
 
 
 class TritonHalf:
@@ -26,14 +27,14 @@ class TritonHalf:
         x_example: torch.Tensor,
         where: str,
     ):
-        from kernels import triton24, tune24
         from kernels.compressed24 import compress
+        from kernels.triton import gemm24, tune24
 
         self.where = where
         self.compressed: Compressed24 = compress(w_masked, where)
         config, source, _ = tune24.choose(self.compressed, bias, x_example, where)
         self.record = HalfRecord(name, config.name, source)
-        self.kernel: Sparse24Matmul = triton24.Sparse24Matmul(
+        self.kernel: Sparse24Matmul = gemm24.Sparse24Matmul(
             self.compressed, bias, x_example.shape[0], config, where
         )
         self.stored_bytes = self.compressed.nbytes
@@ -63,7 +64,7 @@ class Triton(Backend):
     def check_shape(
         self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
     ) -> None:
-        from kernels.triton24 import check_shape
+        from kernels.triton.gemm24 import check_shape
 
         check_shape(n_out, n_in, batch, dtype, where, f"backend {self.name}")
 

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from common.errors import CellSpecError
 from kernels.backends.base import Backend, HalfRecord
-from kernels.compressed24 import COLUMNS_PER_WORD, compress, compress_into, decompress
+from kernels.compressed24 import compress, compress_into, decompress
+from kernels.format24 import COLUMNS_PER_WORD
 from kernels.registry import BackendSpec, register_backend
 
 NAME = "dummy24"

@@ -1,4 +1,4 @@
-"""Runs the SDDMM grad_W kernel (kernels/triton_sddmm24.py) under the Triton interpreter (CPU) and
+"""Runs the SDDMM grad_W kernel (kernels/triton/sddmm24.py) under the Triton interpreter (CPU) and
 prints one JSON line a case.
 
 Run as a subprocess by tests/kernels/test_sddmm24.py: TRITON_INTERPRET must be set before triton
@@ -31,15 +31,15 @@ import triton.language as tl  # noqa: E402
 from triton.runtime import interpreter  # noqa: E402
 
 from common.dtypes import DTYPES  # noqa: E402
-from kernels import triton_sddmm24  # noqa: E402
 from kernels.compressed24 import compress_reference, group_indices  # noqa: E402
 from kernels.masks import MASKS, make_mask_pair  # noqa: E402
+from kernels.triton import sddmm24  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
 from tests.kernels import triton24_interp as patches  # noqa: E402
 
 N_OUT, N_IN = 64, 256
 BATCHES = (1, 8, 40, 64)
-CONFIG = triton_sddmm24.Config(block_m=32, words=4, block_k=16)  # two slices at B 40
+CONFIG = sddmm24.Config(block_m=32, words=4, block_k=16)  # two slices at B 40
 
 
 def kept(dense: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ def run_case(mask: str, dtype: str, batch: int, seed: int, transposed: bool) -> 
     x = torch.randn(batch, N_IN, generator=g).to(dt)
     if transposed:  # the same values through column-major strides
         gy, x = gy.t().contiguous().t(), x.t().contiguous().t()
-    got = triton_sddmm24.sddmm24(gy, x, meta, config=CONFIG)
+    got = sddmm24.sddmm24(gy, x, meta, config=CONFIG)
     ref, absref = checks.reference(gy.t(), x.t(), None)  # float64 grad_Y^T X and |.|
     bound = checks.bounds(torch.float32, batch, None, 1)  # fp32 output, K = B
     fig = checks.error_figures(got, kept(ref, meta), kept(absref, meta), bound)
@@ -67,7 +67,7 @@ def run_case(mask: str, dtype: str, batch: int, seed: int, transposed: bool) -> 
     gi = torch.randint(-3, 4, (batch, N_OUT), generator=g).to(dt)
     xi = torch.randint(-3, 4, (batch, N_IN), generator=g).to(dt)
     exact = torch.equal(
-        triton_sddmm24.sddmm24(gi, xi, meta, config=CONFIG), kept(gi.t().float() @ xi.float(), meta)
+        sddmm24.sddmm24(gi, xi, meta, config=CONFIG), kept(gi.t().float() @ xi.float(), meta)
     )
     return {
         "mask": mask,
@@ -91,7 +91,7 @@ def _tile_lanes_1_2_swapped(acc, BLOCK_M: tl.constexpr, G: tl.constexpr):
     return a0, a2, a1, a3
 
 
-_tile_lanes_original = triton_sddmm24._tile_lanes
+_tile_lanes_original = sddmm24._tile_lanes
 PLANTS = {"lane_from_wrong_column": ("_lane", _lane_swapped),
           "tile_lanes_1_2_swapped": ("_tile_lanes", _tile_lanes_1_2_swapped)}  # fmt: skip
 
@@ -103,13 +103,13 @@ def main() -> None:
     interpreter.InterpreterBuilder.create_dot = patches._create_dot
     if args.planted:
         for i, (plant, (name, fn)) in enumerate(sorted(PLANTS.items())):
-            original = getattr(triton_sddmm24, name)
-            setattr(triton_sddmm24, name, fn)  # the interpreter looks helpers up at run time
+            original = getattr(sddmm24, name)
+            setattr(sddmm24, name, fn)  # the interpreter looks helpers up at run time
             try:
                 fig = run_case("random_2of4", "bf16", 40, seed=7000 + i, transposed=False)
                 print(json.dumps({"plant": plant, **fig}), flush=True)
             finally:
-                setattr(triton_sddmm24, name, original)
+                setattr(sddmm24, name, original)
         return
     i = 0
     for mask in MASKS:

@@ -1,4 +1,4 @@
-"""The SDDMM grad_W kernel (kernels/triton_sddmm24.py): grad_Y^T X at a 2:4 half's kept positions
+"""The SDDMM grad_W kernel (kernels/triton/sddmm24.py): grad_Y^T X at a 2:4 half's kept positions
 only. Through the Triton interpreter on the CPU: against float64 for every mask's halves, bf16 and
 fp16, B from 1 to 64, through transposed views, and bit for bit the dense-then-select path on
 integer inputs; two planted lane bugs caught; compiled for Hopper (sm_90) on the CPU; on a GPU,
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 if HAVE_TRITON:
     import triton
 
-    from kernels import triton_sddmm24
+    from kernels.triton import sddmm24
 
 
 @cache
@@ -67,13 +67,13 @@ def test_every_planted_lane_bug_fails_the_check():
 
 
 def test_fits_names_the_calls_the_kernel_takes():
-    cfg = triton_sddmm24.DEFAULT
+    cfg = sddmm24.DEFAULT
     gy, x = torch.zeros(8, 128, dtype=torch.bfloat16), torch.zeros(8, 256, dtype=torch.bfloat16)
-    assert not triton_sddmm24.fits(gy, x, cfg)  # the CPU: dense-then-select instead
+    assert not sddmm24.fits(gy, x, cfg)  # the CPU: dense-then-select instead
     if torch.cuda.is_available():
-        assert triton_sddmm24.fits(gy.cuda(), x.cuda(), cfg)
-        assert not triton_sddmm24.fits(gy.cuda().float(), x.cuda().float(), cfg)  # no TF32
-        assert not triton_sddmm24.fits(gy.cuda()[:, :96], x.cuda(), cfg)  # N_out % 64
+        assert sddmm24.fits(gy.cuda(), x.cuda(), cfg)
+        assert not sddmm24.fits(gy.cuda().float(), x.cuda().float(), cfg)  # no TF32
+        assert not sddmm24.fits(gy.cuda()[:, :96], x.cuda(), cfg)  # N_out % 64
 
 
 def test_the_kernel_compiles_for_hopper():
@@ -82,8 +82,8 @@ def test_the_kernel_compiles_for_hopper():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    cfg = triton_sddmm24.DEFAULT
-    fn = triton_sddmm24._sddmm24_kernel
+    cfg = sddmm24.DEFAULT
+    fn = sddmm24._sddmm24_kernel
     consts = {"BLOCK_M": cfg.block_m, "WORDS": cfg.words, "BLOCK_K": cfg.block_k}
     types = {"gy_ptr": "*bf16", "x_ptr": "*bf16", "meta_ptr": "*i32", "out_ptr": "*fp32"}
     sig = {a: "constexpr" if a in consts else types.get(a, "i32") for a in fn.arg_names}
@@ -110,7 +110,7 @@ def test_sddmm_matches_float64_and_the_dense_path_on_the_gpu(dtype, batch):
     meta = compress(m.to(torch.bfloat16)).meta
     gy = torch.randn(batch, n_out, device="cuda", generator=g).to(dtype)
     x = torch.randn(batch, n_in, device="cuda", generator=g).to(dtype)
-    got = triton_sddmm24.sddmm24(gy, x, meta)
+    got = sddmm24.sddmm24(gy, x, meta)
     torch.cuda.synchronize()
     ref, absref = checks.reference(gy.t(), x.t(), None)
     fig = checks.error_figures(got, select(ref, meta), select(absref, meta),

@@ -26,7 +26,8 @@ import torch
 
 from common.errors import CellSpecError
 from kernels import sm90_24
-from kernels.compressed24 import Compressed24, compress_reference, decompress
+from kernels.compressed24 import compress_reference, decompress
+from kernels.format24 import Compressed24
 from tests.conftest import ROOT
 
 DTYPES = ("bf16", "fp16")

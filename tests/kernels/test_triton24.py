@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 if HAVE_TRITON:
     import triton
 
-    from kernels import triton24, tune24
+    from kernels.triton import gemm24, tune24
 
 BATCHES = (1, 8, 16, 40)
 
@@ -167,20 +167,20 @@ def test_every_bench_shape_has_candidates_within_the_chip():
             found = tune24.candidates(n, n, batch, sm_count=132)
             assert found, (n, batch)
             for c in found:
-                assert c.fits(n, n) and c in triton24.CONFIGS
+                assert c.fits(n, n) and c in gemm24.CONFIGS
                 assert c.split_k == 1 or n // c.block_n < 2 * 132
 
 
-def _hopper_cases() -> list[tuple[triton24.Config, str, str]]:
+def _hopper_cases() -> list[tuple[gemm24.Config, str, str]]:
     """Every tiling of both kernels (split 1, bias, prmt, bf16), plus split-K, each expansion
     and fp16 on the first tiling of each kernel (none without triton: the test is skipped)."""
     if not HAVE_TRITON:
         return []
-    cases = [(c, "prmt", "bf16") for c in triton24.CONFIGS if c.split_k == 1]
-    for first in (triton24.CONFIGS[0], next(c for c in triton24.CONFIGS if c.tma)):
-        split = triton24.CONFIG_BY_NAME[first.name.replace("_s1_", "_s4_")]
+    cases = [(c, "prmt", "bf16") for c in gemm24.CONFIGS if c.split_k == 1]
+    for first in (gemm24.CONFIGS[0], next(c for c in gemm24.CONFIGS if c.tma)):
+        split = gemm24.CONFIG_BY_NAME[first.name.replace("_s1_", "_s4_")]
         cases += [(split, "prmt", "bf16"), (first, "prmt", "fp16")]
-        cases += [(first, e, "bf16") for e in triton24.EXPANSIONS if e != "prmt"]
+        cases += [(first, e, "bf16") for e in gemm24.EXPANSIONS if e != "prmt"]
     return cases
 
 
@@ -202,7 +202,7 @@ def test_every_tiling_compiles_for_hopper(cfg, expansion, dtype):
         BLOCK_N=cfg.block_n,
         BLOCK_K=cfg.block_k,
         BLOCK_B=bb,
-        EXPAND=triton24.EXPANSIONS.index(expansion),
+        EXPAND=gemm24.EXPANSIONS.index(expansion),
     )
     types = {
         "x_desc": f"tensordesc<{dtype}[{bb}, {cfg.block_k}]>",
@@ -214,7 +214,7 @@ def test_every_tiling_compiles_for_hopper(cfg, expansion, dtype):
         "bias_ptr": f"*{dtype}",
         "out_ptr": f"*{dtype}" if cfg.split_k == 1 else "*fp32",
     }
-    fn = triton24._sparse24_tma_kernel if cfg.tma else triton24._sparse24_mm_kernel
+    fn = gemm24._sparse24_tma_kernel if cfg.tma else gemm24._sparse24_mm_kernel
     sig = {a: "constexpr" if a in consts else types.get(a, "i32") for a in fn.arg_names}
     aligned = [
         i
@@ -252,10 +252,10 @@ def test_every_config_matches_float64_on_the_gpu(batch):
     x = torch.randn(batch, n_in, device="cuda", generator=g).bfloat16()
     ref, absref = checks.reference(x, wm, bias)
     bound = checks.bounds(torch.bfloat16, n_in, None, 1)
-    for cfg in [c for c in triton24.CONFIGS if c.fits(n_out, n_in)]:
+    for cfg in [c for c in gemm24.CONFIGS if c.fits(n_out, n_in)]:
         out = torch.full((batch, n_out), float("nan"), device="cuda", dtype=torch.bfloat16)
         try:
-            triton24.Sparse24Matmul(compress(wm), bias, batch, cfg, "gpu test")(x, out)
+            gemm24.Sparse24Matmul(compress(wm), bias, batch, cfg, "gpu test")(x, out)
         except triton.runtime.errors.OutOfResources:
             continue  # the tuner skips these too
         torch.cuda.synchronize()
@@ -280,10 +280,10 @@ def test_every_expansion_matches_float64_on_the_gpu(dtype):
     bound = checks.bounds(dtype, n_in, None, 1)
     for name in ("n64_k128_s1_w4_p4", "tma_n128_k128_s2_w4_p4"):
         outs = []
-        for expansion in triton24.EXPANSIONS:
+        for expansion in gemm24.EXPANSIONS:
             out = torch.full((batch, n_out), float("nan"), device="cuda", dtype=dtype)
-            cfg = triton24.CONFIG_BY_NAME[name]
-            triton24.Sparse24Matmul(compress(wm), None, batch, cfg, "gpu", expansion)(x, out)
+            cfg = gemm24.CONFIG_BY_NAME[name]
+            gemm24.Sparse24Matmul(compress(wm), None, batch, cfg, "gpu", expansion)(x, out)
             torch.cuda.synchronize()
             checks.assert_correct(checks.error_figures(out, ref, absref, bound), expansion)
             outs.append(out)

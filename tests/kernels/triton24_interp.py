@@ -12,7 +12,7 @@ same kernels for a GPU. Two things are patched here, never in kernels/:
   cast is done by torch (round to nearest even) instead.
 - `--planted` runs one case per planted bug: one of the kernel's unpacking helpers swapped for a
   wrong one, so the caller can check that the correctness check catches each.
-- `--compress` runs the one-pass compress kernel (kernels/triton_compress24.py) and prints
+- `--compress` runs the one-pass compress kernel (kernels/triton/compress24.py) and prints
   whether its bytes equal the torch reference's and how many bad groups it counted.
 - `--select` runs its select and place kernels (a half's kept values out of a dense tensor,
   and back) and prints whether they equal the torch paths bitwise.
@@ -37,9 +37,9 @@ import triton.language as tl  # noqa: E402
 from triton.runtime import interpreter  # noqa: E402
 
 from common.dtypes import DTYPES  # noqa: E402
-from kernels import triton24  # noqa: E402
 from kernels.compressed24 import compress  # noqa: E402
 from kernels.masks import MASKS, make_mask_pair  # noqa: E402
+from kernels.triton import gemm24  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
 
 N_OUT, N_IN = 64, 256
@@ -48,10 +48,10 @@ BATCHES = (1, 8, 16, 40)
 # fitting the small shape: the interpreter runs
 # every program, so shapes stay small (seconds for all cases).
 CONFIGS = (
-    triton24.Config(64, 128, 1, 4, 3),
-    triton24.Config(64, 128, 2, 4, 3),
-    triton24.Config(64, 128, 1, 4, 3, tma=True),
-    triton24.Config(64, 128, 2, 4, 3, tma=True),
+    gemm24.Config(64, 128, 1, 4, 3),
+    gemm24.Config(64, 128, 2, 4, 3),
+    gemm24.Config(64, 128, 1, 4, 3, tma=True),
+    gemm24.Config(64, 128, 2, 4, 3, tma=True),
 )
 
 
@@ -76,8 +76,8 @@ def _create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
     return interpreter.TensorHandle(out, d.dtype.scalar)
 
 
-_lanes_original = triton24._group_lanes
-_split_x_original = triton24._split_x
+_lanes_original = gemm24._group_lanes
+_split_x_original = gemm24._split_x
 
 
 @triton.jit
@@ -115,7 +115,7 @@ def run_case(
     b = torch.randn(N_OUT, generator=g).to(dt) if bias else None
     x = torch.randn(batch, N_IN, generator=g).to(dt)
     out = torch.full((batch, N_OUT), float("nan"), dtype=dt)  # poisoned: every element written
-    triton24.Sparse24Matmul(compress(wm), b, batch, config, "interp", expansion)(x, out)
+    gemm24.Sparse24Matmul(compress(wm), b, batch, config, "interp", expansion)(x, out)
     ref, absref = checks.reference(x, wm, b)
     fig = checks.error_figures(out, ref, absref, checks.bounds(dt, N_IN, None, 1))
     return {
@@ -154,13 +154,14 @@ def compress_cases():
 
 
 def run_compress_cases() -> None:
-    from kernels import triton_compress24
-    from kernels.compressed24 import compress_reference, empty_like_compressed
+    from kernels.compressed24 import compress_reference
+    from kernels.format24 import empty_like_compressed
+    from kernels.triton import compress24
 
     for name, dtype, w in compress_cases():
         out = empty_like_compressed(*w.shape, w.dtype, w.device)
         bad = torch.zeros(1, dtype=torch.int32)
-        triton_compress24.compress_into(w, out, bad)
+        compress24.compress_into(w, out, bad)
         fields = {"case": name, "dtype": dtype, "bad_groups": int(bad.item())}
         if not fields["bad_groups"]:
             ref = compress_reference(w)
@@ -172,8 +173,9 @@ def run_compress_cases() -> None:
 
 
 def run_select_cases() -> None:
-    from kernels import triton_compress24
-    from kernels.compressed24 import Compressed24, compress_reference, decompress, group_indices
+    from kernels.compressed24 import compress_reference, decompress, group_indices
+    from kernels.format24 import Compressed24
+    from kernels.triton import compress24
 
     g = torch.Generator().manual_seed(4000)
     for mask in MASKS:
@@ -182,10 +184,10 @@ def run_select_cases() -> None:
             for half, m in enumerate(make_mask_pair(mask, w, g)):
                 meta = compress_reference(m.to(torch.float16)).meta  # the mask's positions
                 for view, dense in (("rows", w), ("transposed view", w.t().contiguous().t())):
-                    values = triton_compress24.select(dense, meta)
+                    values = compress24.select(dense, meta)
                     groups = dense.reshape(64, 64, 4)
                     ref = groups.gather(-1, group_indices(meta)).reshape(64, 128)
-                    back = triton_compress24.place(values, meta)
+                    back = compress24.place(values, meta)
                     ref_back = decompress(Compressed24(ref, meta))
                     print(json.dumps({
                         "case": f"{mask} half {half} {view}", "dtype": dtype,
@@ -211,14 +213,14 @@ def main() -> None:
     interpreter.InterpreterBuilder.cast_impl = _cast_rounding_to_nearest
     if args.planted:
         for i, (plant, (name, fn)) in enumerate(sorted(PLANTS.items())):
-            original = getattr(triton24, name)
-            setattr(triton24, name, fn)  # the interpreter looks helpers up at run time
+            original = getattr(gemm24, name)
+            setattr(gemm24, name, fn)  # the interpreter looks helpers up at run time
             try:
                 for config in (CONFIGS[0], CONFIGS[2]):  # the pointer and the copy-engine kernel
                     fig = run_case("random_2of4", "bf16", False, 16, config, seed=2000 + i)
                     print(json.dumps({"plant": plant, **fig}), flush=True)
             finally:
-                setattr(triton24, name, original)
+                setattr(gemm24, name, original)
         return
     # The config index advances once more per round of batches, so every config sees every B.
     cases = [

@@ -14,8 +14,9 @@ import torch
 import triton
 import triton.testing
 
-from kernels import alg_cache, triton24
-from kernels.compressed24 import Compressed24
+from kernels import alg_cache
+from kernels.format24 import Compressed24
+from kernels.triton import gemm24
 
 ENV = "BS_TRITON24_CACHE"
 # 2: the copy-engine variant and the shift-based expansion; 3: PTX expansion; 4: lane-split dots
@@ -29,12 +30,12 @@ def median_ms(fn, warmup_ms: float = 5, rep_ms: float = 25) -> float:
     return float(triton.testing.do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
 
 
-def candidates(n_out: int, n_in: int, batch: int, sm_count: int) -> list[triton24.Config]:
+def candidates(n_out: int, n_in: int, batch: int, sm_count: int) -> list[gemm24.Config]:
     """Configs that fit the shape, the register file and shared memory; split-K only where the
     output blocks alone give fewer than two programs per SM, and to at most four per SM."""
-    bb = triton24.block_b(batch)
+    bb = gemm24.block_b(batch)
     out = []
-    for c in triton24.CONFIGS:
+    for c in gemm24.CONFIGS:
         stage_bytes = c.block_n * c.block_k * 9 // 8 + c.block_k * bb * 2
         blocks = n_out // c.block_n
         programs = blocks * c.split_k
@@ -50,7 +51,7 @@ def candidates(n_out: int, n_in: int, batch: int, sm_count: int) -> list[triton2
 
 def cache_key(device_name: str, dtype: torch.dtype, n_out: int, n_in: int, batch: int) -> str:
     library = f"triton {triton.__version__} sparse24 v{KERNEL_VERSION}"
-    bucket = triton24.block_b(batch)
+    bucket = gemm24.block_b(batch)
     return alg_cache.key(device_name, dtype, n_out, n_in, bucket, library=library)
 
 
@@ -59,27 +60,27 @@ def choose(
     bias: torch.Tensor | None,
     x: torch.Tensor,
     where: str,
-    configs: tuple[triton24.Config, ...] | None = None,
-) -> tuple[triton24.Config, str, dict[str, float]]:
+    configs: tuple[gemm24.Config, ...] | None = None,
+) -> tuple[gemm24.Config, str, dict[str, float]]:
     """(config, where it came from, ms per config tried) for x @ W_g^T at x's batch size;
     `configs` narrows the search (a quick run), else every candidate is tried."""
     n_out, n_in = c.shape
     batch = x.shape[0]
-    triton24.check_shape(n_out, n_in, batch, c.values.dtype, where)
+    gemm24.check_shape(n_out, n_in, batch, c.values.dtype, where)
     device = c.values.device
     path = alg_cache.cache_path(ENV, "triton24_configs.json")
     k = cache_key(torch.cuda.get_device_name(device), c.values.dtype, n_out, n_in, batch)
     if path is not None:
         name = alg_cache.lookup_name(path, k)
-        if name in triton24.CONFIG_BY_NAME:
-            return triton24.CONFIG_BY_NAME[name], f"cache {path}", {}
+        if name in gemm24.CONFIG_BY_NAME:
+            return gemm24.CONFIG_BY_NAME[name], f"cache {path}", {}
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     out = torch.empty(batch, n_out, dtype=c.values.dtype, device=device)
     times: dict[str, float] = {}
     for cfg in candidates(n_out, n_in, batch, sms):
         if configs is not None and cfg not in configs:
             continue
-        mm = triton24.Sparse24Matmul(c, bias, batch, cfg, where)
+        mm = gemm24.Sparse24Matmul(c, bias, batch, cfg, where)
         try:
             times[cfg.name] = median_ms(lambda mm=mm: mm(x, out))
         except triton.runtime.errors.OutOfResources:
@@ -89,4 +90,4 @@ def choose(
     best = min(times, key=times.__getitem__)
     if path is not None:
         alg_cache.store(path, k, best)
-    return triton24.CONFIG_BY_NAME[best], "tuned", times
+    return gemm24.CONFIG_BY_NAME[best], "tuned", times

@@ -13,14 +13,15 @@ Design. Program (m, n) owns BLOCK_M output features (rows of grad_W) and 32 * WO
 grad_Y^T X over the batch in BLOCK_K slices on the tensor cores (tl.dot, fp32 accumulator; rows
 of the batch past B are loaded as zeros), splits the tile into each group's four lanes, picks the
 two lanes the group's meta nibble keeps (i0 < i1, the compressed layout's order) and stores the
-pairs: the select of kernels/triton_compress24.py, fused onto the product, with its helpers. The
+pairs: the select of kernels/triton/compress24.py, fused onto the product, with its helpers. The
 tensor cores have no sparse-output instruction, so the product is still computed for all four
 lanes; what the kernel saves is memory traffic, not FLOPs.
 
 Takes 16-bit grad_Y and X only (tl.dot would run fp32 operands as TF32, outside the bound the
 check holds grad_W to), N_out a multiple of BLOCK_M and N_in of 32 * WORDS; `fits` says which
 calls it takes and `compressed24`-style callers fall back to dense-then-select for the rest.
-The configuration is one fixed tiling, not tuned per GPU (kernels/tune24.py tunes the forward).
+The configuration is one fixed tiling, not tuned per GPU (kernels/triton/tune24.py tunes the
+forward).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.compressed24 import COLUMNS_PER_WORD
-from kernels.triton_compress24 import _lane, _nibbles, _store_pairs
+from kernels.format24 import COLUMNS_PER_WORD
+from kernels.triton.compress24 import _lane, _nibbles, _store_pairs
 
 DTYPES = (torch.bfloat16, torch.float16)
 
@@ -58,7 +59,7 @@ DEFAULT = Config()
 @triton.jit
 def _tile_lanes(acc, BLOCK_M: tl.constexpr, G: tl.constexpr):
     """Lanes 0..3 (BLOCK_M x G each) of the dense tile's G groups (column 4g + p is lane p of
-    group g), split as kernels/triton_compress24._group_lanes splits a loaded tile."""
+    group g), split as kernels/triton/compress24._group_lanes splits a loaded tile."""
     even, odd = tl.split(tl.reshape(acc, (BLOCK_M, G, 2, 2)))
     a0, a2 = tl.split(even)
     a1, a3 = tl.split(odd)

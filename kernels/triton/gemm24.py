@@ -21,7 +21,8 @@ B x BLOCK_K, is split in registers. The accumulator is BLOCK_N x BLOCK_B in fp32
 Each compressed byte is read once; X (small) is re-read by every column block from L2, which is
 what BLOCK_N 256 buys back at B 64. With SPLIT_K > 1 each slice writes fp32 partials and a second
 kernel sums them, adds the bias and casts (deterministic, no atomics). Configurations live in
-CONFIGS; kernels/tune24.py picks one per GPU, dtype, shape and B bucket outside any timed region.
+CONFIGS; kernels/triton/tune24.py picks one per GPU, dtype, shape and B bucket outside any timed
+region.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from common.errors import CellSpecError
-from kernels.compressed24 import Compressed24
+from kernels.format24 import Compressed24
 
 B_MAX = 256
 MIN_BLOCK_B = 16  # tl.dot needs every dim >= 16

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.compressed24 import COLUMNS_PER_WORD, Compressed24
+from kernels.format24 import COLUMNS_PER_WORD, Compressed24
 
 BLOCK_R = 32
 WORDS = 4  # meta words per program row: 128 input columns
