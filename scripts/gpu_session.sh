@@ -8,6 +8,7 @@
 #   bash scripts/gpu_session.sh OUTDIR gputests   every GPU test (-m gpu), the sm90 and auto ones too
 #   bash scripts/gpu_session.sh OUTDIR kernels    kernel_bench over every backend, then auto vs cslt at B 1..4096
 #   bash scripts/gpu_session.sh OUTDIR h2         the training_h2 suite (H2 per 2:4 backend), energy off
+#                                                 (H2_K=EXPR narrows it with -k, H2_TAG=_x names its files)
 # `build`, `gputests`, `kernels` and `h2` are not part of `all`: name each.
 set -uo pipefail
 OUT=${1:?output folder}
@@ -54,8 +55,10 @@ if only kernels; then
 fi
 if only h2; then
   P="timeout -s INT -k 30 ${STEP_S:-300} python3 -m pytest -p no:cacheprovider --bs-results $OUT/results"
-  $P bench --suite training_h2 --bs-energy off --benchmark-json "$OUT/training_h2.json" -q \
-    > "$OUT/training_h2.txt" 2>&1
-  tail -n 40 "$OUT/training_h2.txt"
+  # H2_K narrows the suite with -k (H2_TAG names the files), so a short device call can run the
+  # full grid at one shape first and the rest after
+  $P bench --suite training_h2 --bs-energy off -k "${H2_K:-phase}" -q \
+    --benchmark-json "$OUT/training_h2${H2_TAG:-}.json" > "$OUT/training_h2${H2_TAG:-}.txt" 2>&1
+  tail -n 40 "$OUT/training_h2${H2_TAG:-}.txt"
 fi
-[ -d "$OUT/results" ] && tar czf "$OUT/records-$PART.tgz" -C "$OUT" results && rm -rf "$OUT/results"
+[ -d "$OUT/results" ] && tar czf "$OUT/records-$PART${H2_TAG:-}.tgz" -C "$OUT" results && rm -rf "$OUT/results"
