@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED=1
 P="timeout ${STEP_S:-300} python3 -m pytest -p no:cacheprovider --bs-results $OUT/results"
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 only() { [ "$PART" = "$1" ]; }
-PY="timeout ${STEP_S:-300} python3"
+PY="timeout -s INT -k 20 ${STEP_S:-300} python3"  # SIGINT: pytest still prints its summary
 export PYTHONPATH=.
 if want check; then
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit,temperature.gpu --format=csv
@@ -44,14 +44,23 @@ if only build; then
   $PY scripts/sm90_gpu_check.py --build-only 2>&1 | tail -n 5 | tee "$OUT/sm90_build.txt"
 fi
 if only gputests; then
-  $PY -m pytest -p no:cacheprovider -m gpu tests -q -rs 2>&1 | tail -n 40 | tee "$OUT/gpu_tests.txt"
+  # the newest tests first, so a short call still runs them
+  $PY -m pytest -p no:cacheprovider -m gpu -q -rs tests/gpu/test_training_gpu.py \
+    tests/gpu/test_auto_gpu.py tests/kernels/test_sm90_24.py tests/kernels/test_sddmm24.py \
+    tests/gpu/test_gpu.py tests/gpu/test_probe_gpu.py tests/gpu/test_machine_info_gpu.py \
+    tests/kernels/test_triton24.py > "$OUT/gpu_tests.txt" 2>&1
+  tail -n 40 "$OUT/gpu_tests.txt"
 fi
 if only kernels; then
-  $PY scripts/kernel_bench.py "$OUT/kernel_bench.json" > "$OUT/kernel_bench.txt" 2>&1
+  # KB_SIZES narrows the full grid to some N
+  $PY scripts/kernel_bench.py "$OUT/kernel_bench.json" ${KB_SIZES:+--sizes $KB_SIZES} \
+    > "$OUT/kernel_bench.txt" 2>&1
   tail -n 60 "$OUT/kernel_bench.txt"
-  $PY scripts/kernel_bench.py "$OUT/kernel_bench_sweep_b.json" --sweep-b --backends cslt auto \
-    > "$OUT/kernel_bench_sweep_b.txt" 2>&1
-  tail -n 30 "$OUT/kernel_bench_sweep_b.txt"
+  if [ -z "${KB_NO_SWEEP:-}" ]; then
+    $PY scripts/kernel_bench.py "$OUT/kernel_bench_sweep_b.json" --sweep-b --backends cslt auto \
+      > "$OUT/kernel_bench_sweep_b.txt" 2>&1
+    tail -n 30 "$OUT/kernel_bench_sweep_b.txt"
+  fi
 fi
 if only h2; then
   P="timeout -s INT -k 30 ${STEP_S:-300} python3 -m pytest -p no:cacheprovider --bs-results $OUT/results"

@@ -16,6 +16,7 @@ before any timed region, into caches in a fresh temporary folder so this run tun
 
     python scripts/kernel_bench.py OUT.json            # full: ~5 min on an H100 (three backends)
     python scripts/kernel_bench.py OUT.json --quick    # N 16384 and 32768, B 16 and 64
+    python scripts/kernel_bench.py OUT.json --sizes 16384   # one N, every B of the full grid
     python scripts/kernel_bench.py OUT.json --backends triton cslt cslt_padded   # the 2026-11 set
 """
 
@@ -289,6 +290,9 @@ def main() -> None:
     parser.add_argument(
         "--sweep-b", action="store_true", help="N 8192 and 16384 at B 1..4096 (auto against cslt)"
     )
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, metavar="N", help="only these N (square weights)"
+    )
     parser.add_argument("--all-configs", action="store_true", help="tune over every config")
     parser.add_argument(
         "--backends",
@@ -333,7 +337,8 @@ def main() -> None:
     }
     print(f"{props.name}: copy ceiling {ceiling:.2f} TB/s, L2 {props.L2_cache_size >> 20} MiB")
     shapes = []
-    for n, batch in QUICK if args.quick else SWEEP_B if args.sweep_b else FULL:
+    grid = QUICK if args.quick else SWEEP_B if args.sweep_b else FULL
+    for n, batch in [(n, b) for n, b in grid if args.sizes is None or n in args.sizes]:
         t = time.time()
         shapes.append(run_shape(n, batch, args, ceiling, props.L2_cache_size))
         print(f"  N={n} B={batch} done in {time.time() - t:.1f} s", flush=True)
