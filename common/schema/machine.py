@@ -43,6 +43,7 @@ class Environment:
     nvml_name: str | None = None
     power_limit_w: float | None = None
     max_sm_clock_mhz: int | None = None
+    max_mem_clock_mhz: int | None = None
     nvml: str | None = None  # "unavailable: <why>" where NVML could not be read
 
 

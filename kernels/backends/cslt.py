@@ -41,36 +41,56 @@ def search_is_safe(dtype: torch.dtype) -> bool:
     return not (dtype == torch.float16 and version <= 800)
 
 
+# cuSPARSELt's cusparseLtSplitKMode_t (its documentation); 0 is INVALID_MODE, and -1 is torch's
+# "leave the library's default", what a plain alg id runs with.
+SPLIT_K_MODES = {
+    -1: "default mode",
+    1: "one kernel",
+    2: "two kernels",
+    3: "heuristic",
+    4: "data-parallel",
+    5: "split-K",
+    6: "stream-K",
+}
+
+
 @dataclass(frozen=True)
 class Alg:
-    """What cuSPARSELt runs: its algorithm id and split-K (1: none; `one_kernel`: the split's
-    partial sums reduced inside one kernel rather than by a second one)."""
+    """What cuSPARSELt runs: its algorithm id, split-K (1: none; other values as its search
+    returns them) and split-K mode (SPLIT_K_MODES), passed back exactly as the search chose
+    them, so the timed kernel is the searched one."""
 
     alg_id: int
     split_k: int = 1
-    one_kernel: bool = True
+    split_k_mode: int = -1
 
     @property
     def name(self) -> str:
         """The record's alg_id ("17", "17 split-K 4 one kernel") and the cache's value."""
-        if self.split_k == 1:
+        if self.split_k == 1 and self.split_k_mode == -1:
             return str(self.alg_id)
-        return f"{self.alg_id} split-K {self.split_k} {'one kernel' if self.one_kernel else 'two'}"
+        mode = SPLIT_K_MODES.get(self.split_k_mode, f"mode {self.split_k_mode}")
+        return f"{self.alg_id} split-K {self.split_k} {mode}"
 
     @classmethod
     def parse(cls, text: str) -> Alg:
-        parts = text.split()
-        if len(parts) == 1:
-            return cls(int(parts[0]))
-        return cls(int(parts[0]), int(parts[2]), parts[3] == "one")
+        alg_id, _, rest = text.partition(" split-K ")
+        if not rest:
+            return cls(int(alg_id))
+        split_k, _, mode = rest.partition(" ")
+        by_name = {v: k for k, v in SPLIT_K_MODES.items()}
+        code = by_name[mode] if mode in by_name else int(mode.removeprefix("mode "))
+        return cls(int(alg_id), int(split_k), code)
 
 
 def search(packed: torch.Tensor, x: torch.Tensor) -> Alg:
     """cuSPARSELt's search with split-K where torch exposes it, else the alg-id search."""
     mm_search = getattr(getattr(torch._C, "_cusparselt", None), "mm_search", None)
     if mm_search is not None:
-        alg_id, split_k, one_kernel, _ = mm_search(packed, x.t(), None, None, None, True)
-        return Alg(int(alg_id), int(split_k), bool(one_kernel))
+        alg_id, split_k, split_k_mode, _ = mm_search(packed, x.t(), None, None, None, True)
+        if int(split_k) == 1:  # no split: its mode means nothing, the plain alg id runs
+            return Alg(int(alg_id))
+        return Alg(int(alg_id), int(split_k), int(split_k_mode))
     found = torch._cslt_sparse_mm_search(packed, x.t(), transpose_result=True)
     return Alg(int(found[0] if isinstance(found, tuple) else found))
 
@@ -116,7 +136,7 @@ class CsltHalf:
     def product(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W_g^T without the bias (a new tensor from cuSPARSELt)."""
         a = self.alg
-        if a.split_k == 1:
+        if a.split_k == 1 and a.split_k_mode == -1:
             return torch._cslt_sparse_mm(self.packed, x.t(), transpose_result=True, alg_id=a.alg_id)
         return torch._cslt_sparse_mm(
             self.packed,
@@ -124,7 +144,7 @@ class CsltHalf:
             transpose_result=True,
             alg_id=a.alg_id,
             split_k=a.split_k,
-            split_k_mode=int(a.one_kernel),
+            split_k_mode=a.split_k_mode,
         )
 
     def mm(self, x: torch.Tensor) -> torch.Tensor:

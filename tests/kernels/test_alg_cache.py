@@ -45,3 +45,16 @@ def test_environment_picks_the_file_or_switches_it_off(monkeypatch, tmp_path):
     assert alg_cache.cache_path() is None
     monkeypatch.delenv(alg_cache.ENV)
     assert alg_cache.cache_path().name == "cslt_algs.json"
+
+
+def test_a_cusparselt_choice_round_trips_through_its_name_with_the_searched_mode():
+    """The cache keeps an alg by its name and the run passes it back: the split-K mode must
+    survive as the search returned it (0 is cuSPARSELt's INVALID_MODE; a bool lost 2..6)."""
+    from kernels.backends.cslt import SPLIT_K_MODES, Alg
+
+    algs = [Alg(17), Alg(20, -1, 1), Alg(3, 4, 2), Alg(5, 2, 6), Alg(1, 8, 9)]
+    names = [a.name for a in algs]
+    assert names[:3] == ["17", "20 split-K -1 one kernel", "3 split-K 4 two kernels"]
+    assert names[4] == "1 split-K 8 mode 9"
+    assert [Alg.parse(n) for n in names] == algs
+    assert 0 not in SPLIT_K_MODES

@@ -67,3 +67,32 @@ def test_run_json_is_typed_as_it_is_set(tmp_path):
     assert run == records.run and sorted(run.environment) == ["ws1", "ws2"]
     assert run.environment["ws1"][0].gpu is None and run.options.mode == "graph"
     assert run_state(records.dir).problem is None and run.status == "completed"
+
+
+def test_every_fact_nvml_adds_to_a_gpu_rank_has_a_field_in_the_record_schema(monkeypatch):
+    """The GPU-only facts never reach a CPU run's record, so a key the schema lacks failed only
+    on a GPU (max_mem_clock_mhz, seen on an H100): read them through a stand-in NVML whose
+    every call returns a number, then decode the rank's environment with the schema."""
+    import types
+
+    import torch
+
+    from common.schema.codec import from_json
+    from common.schema.machine import Environment
+    from measure.machine import environment, nvml
+
+    fake = types.SimpleNamespace(
+        nvmlSystemGetDriverVersion=lambda: "580.0",
+        nvmlDeviceGetName=lambda h: "GPU",
+        nvmlDeviceGetEnforcedPowerLimit=lambda h: 700_000,
+        nvmlDeviceGetMaxClockInfo=lambda h, clock: 1980 + clock,
+        NVML_CLOCK_SM=0,
+        NVML_CLOCK_MEM=2,
+    )
+    monkeypatch.setattr(nvml, "pynvml", fake)
+    monkeypatch.setattr(nvml, "handle", lambda device: object())
+    facts = nvml.static_info(torch.device("cpu"))
+    assert "nvml" not in facts, facts  # every call answered: the facts are the GPU's
+    env = {**environment.describe(torch.device("cpu")), **facts}
+    decoded = from_json(Environment, env, "environment", lenient=True)  # CUDA-only keys unset
+    assert decoded.max_mem_clock_mhz == 1982 and decoded.power_limit_w == 700.0
