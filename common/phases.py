@@ -26,10 +26,13 @@ class Measurement:
             primary one: `forward_eager` when graph replay is primary, `forward_graph` when eager
             is), of which a cell makes at most one.
         split: made only on two or more ranks (compute and collective timed apart).
+        semi_structured: made only for a method with a 2:4 half whose grad_W has a dense twin
+            (a Block-Shock half training its kept values: the SDDMM's dense-then-select).
     """
 
     names: tuple[str, ...]
     split: bool = False
+    semi_structured: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,10 @@ class PhaseInfo:
         name: the phase axis value and the bench/ cell function's name.
         checks: what must hold before anything is timed, in order: "forward" (every phase: one
             forward against float64 under the derived bounds, then the exact probe), then the
-            phase's own ("backward": grad_X against float64; "training": weights and losses
-            after `steps` steps against a float64 reference; "drift": the per-step error).
+            phase's own ("backward": grad_X against float64; "training": every copy of the
+            weights, grad_X and the loss after every one of `steps` steps and the master after
+            the last against a float64 reference, then the exact training probe; "drift": the
+            per-step error).
         measurements: what its task times (empty: the phase publishes no timing).
         primary: the timing it publishes (pytest-benchmark's samples, the report's median).
         floor: the floor model its primary timing is held to: "forward" (bytes and FLOPs of one
@@ -68,10 +73,15 @@ class PhaseInfo:
         """Every key its task may store a timing under, the primary first."""
         return tuple(n for m in self.measurements for n in m.names)
 
-    def measurement_count(self, world_size: int) -> int:
-        """Measurements a cell of this phase makes on CUDA at this world size: what a study's
-        estimate charges a cell before any has been measured."""
-        return sum(1 for m in self.measurements if world_size > 1 or not m.split)
+    def measurement_count(self, world_size: int, semi_structured: bool = True) -> int:
+        """Measurements a cell of this phase makes on CUDA at this world size (at most: a
+        method without a 2:4 half makes fewer): what a study's estimate charges a cell before
+        any has been measured."""
+        return sum(
+            1
+            for m in self.measurements
+            if (world_size > 1 or not m.split) and (semi_structured or not m.semi_structured)
+        )
 
 
 _SPLIT = (Measurement(("compute",), split=True), Measurement(("collective",), split=True))
@@ -104,13 +114,20 @@ CATALOG: dict[str, PhaseInfo] = {
         PhaseInfo(
             "phase3",
             checks=("forward", "training"),
-            measurements=tuple(
-                Measurement((n,))
-                for n in ("step", "backward", "grad_weight", "optimizer", "compress")
+            # the step (graph replay where it captures), the step in the other mode, each part
+            # alone in the step's mode; grad_weight_dense only where grad_W has a dense twin
+            measurements=(
+                Measurement(("step",)),
+                Measurement(("step_eager", "step_graph")),
+                Measurement(("backward",)),
+                Measurement(("grad_weight",)),
+                Measurement(("grad_weight_dense",), semi_structured=True),
+                Measurement(("optimizer",)),
+                Measurement(("compress",)),
             ),
             primary="step",
             axes=("optimizer", "variant", "steps"),
-            figures=("train", "master_bytes", "optimizer_bytes", "grad_bytes"),
+            figures=("train", "step_capture", "master_bytes", "optimizer_bytes", "grad_bytes"),
         ),
         PhaseInfo("drift", checks=("forward", "drift"), axes=("steps",), figures=("drift",)),
     )

@@ -75,7 +75,12 @@ def empty_like_compressed(n_out: int, n_in: int, dtype, device) -> Compressed24:
 
 def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compress24") -> None:
     """Compress new values into `out`'s buffers (a kernel reading them keeps its descriptors);
-    the Triton pass where it applies, else the reference copied in. MaskError as `compress`."""
+    the Triton pass where it applies, else the reference copied in. MaskError as `compress`.
+
+    While a CUDA graph is being captured (phase3 times a captured train step), the Triton pass's
+    count of bad groups is not read: reading it synchronizes, which a capture forbids. What a
+    captured step compresses was laid out 2:4 by `place` (or masked by a transposable mask), and
+    the same code ran eagerly, count read, in the cell's checked training before."""
     fast = _triton_compressor(w_masked, compressing=True)
     if fast is None:
         fresh = compress_reference(w_masked, where)
@@ -84,6 +89,8 @@ def compress_into(w_masked: torch.Tensor, out: Compressed24, where: str = "compr
         return
     bad = torch.zeros(1, dtype=torch.int32, device=w_masked.device)
     fast.compress_into(w_masked, out, bad)
+    if torch.cuda.is_current_stream_capturing():
+        return
     if bad.item():  # the reference names the first group that keeps more than two
         compress_reference(w_masked, where)
         raise AssertionError("the Triton compress counted a bad group the reference did not")

@@ -18,6 +18,7 @@ is one too, so the pair is (tile, complement) everywhere:
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -132,9 +133,16 @@ def transposable_magnitude_m0(weight: torch.Tensor) -> torch.Tensor:
     n_out, n_in = _check_tile_shape("transposable_magnitude", weight.shape)
     mag = weight.detach().abs().float().reshape(n_out // 4, 4, n_in // 4, 4)
     mag = mag.permute(0, 2, 1, 3).reshape(-1, 16)
-    tiles = _TILES.to(weight.device)
+    tiles = _tiles_on(weight.device)
     best = (mag @ tiles.float().t()).argmax(dim=1)
     return _tiles_to_matrix(tiles[best], n_out, n_in)
+
+
+@functools.cache
+def _tiles_on(device: torch.device) -> torch.Tensor:
+    """The 90 tiles on `device`, copied there once: T1m re-chooses its mask every train step,
+    and a host-to-device copy inside a CUDA graph capture of that step is not allowed."""
+    return _TILES.to(device)
 
 
 def _transposable_m0(name, weight, generator):

@@ -64,6 +64,9 @@ class Method:
     weight_bytes: int  # what the method keeps for its weights (a 2:4 half as stored)
     half: Half | None = None  # the compressed W_g a semi-structured method multiplies
     backward_backend = registry.DENSE_KERNEL  # the kernel of grad_X (Block-Shock says its own)
+    # grad_weight reads its values out of grad_Y^T X without the dense product where it can, and
+    # `grad_weight_dense` is the dense-then-select twin phase3 times beside it (a 2:4 half)
+    dense_grad_twin = False
     grad_x: torch.Tensor  # B x N_in, made by prepare_backward
 
     def __init__(self, a: BuildArgs):
@@ -157,6 +160,11 @@ class Method:
         """The input columns `backward_input` returns (None: all of them)."""
         return None
 
+    def local_columns(self) -> torch.Tensor | None:
+        """The input columns this rank's local input, its copies and its partial grad_X (before
+        the backward's collective) cover (None: all of them)."""
+        return None
+
     # -- training -----------------------------------------------------------------------
     def shard(self, w: torch.Tensor) -> torch.Tensor:
         """What this rank holds of a full N_out x N_in weight (a new tensor)."""
@@ -171,6 +179,32 @@ class Method:
     def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         """grad_Y^T X restricted to what this rank holds, from the local X and local grad_Y."""
         return torch.mm(grad_y.t(), x)
+
+    def grad_weight_dense(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        """`grad_weight` through the dense GEMM, where the method has that twin
+        (`dense_grad_twin`)."""
+        raise NotImplementedError(f"{self.name}: grad_weight is the dense GEMM already")
+
+    def local_rows(
+        self,
+        w_rows: torch.Tensor,
+        rows: slice,
+        masks: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, slice] | None:
+        """What each of this rank's `copies` should hold of rows `rows` of a full weight
+        (`w_rows` is those rows), in the copies' layout, and which of their rows that is; None
+        when the rank holds none of them. `masks` is the mask pair the copies were made with
+        (T1m re-chooses it every step; the cell's pair otherwise). A dense method's copies are
+        what it holds, so this is `shard_rows`."""
+        return self.shard_rows(w_rows, rows)
+
+    def copies(self) -> dict[str, torch.Tensor]:
+        """Every copy of this rank's weight a train step multiplies, read back as dense tensors
+        in `local_rows`' layout: "forward" (what `compute` multiplies, the next forward's) and
+        "backward" (what `compute_backward` multiplies, the next grad_X's). New tensors the
+        caller may keep while training goes on; one tensor under both names where the method
+        multiplies one copy both ways."""
+        raise NotImplementedError
 
     def own_weight(self, built_from: torch.Tensor) -> None:
         """Training updates the compute copy in place: one that shares storage with the weight
@@ -203,6 +237,11 @@ class DenseMethod(Method):
         """Cast the new values into the compute copy, in place."""
         self.w.copy_(w_local)
 
+    def copies(self) -> dict[str, torch.Tensor]:
+        """A dense method multiplies its one copy `w` both ways."""
+        w = self.w.clone()
+        return {"forward": w, "backward": w}
+
 
 class DenseSingle(DenseMethod):
     def build(self, a: BuildArgs) -> None:
@@ -225,6 +264,9 @@ class DenseTPRow(DenseMethod):
 
     def local_input(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.cols].contiguous()
+
+    def local_columns(self) -> torch.Tensor | None:
+        return self.cols
 
     def shard(self, w: torch.Tensor) -> torch.Tensor:
         return w[:, self.cols].contiguous()
@@ -316,6 +358,38 @@ class DenseTPCol(DenseMethod):
         return grad_y[:, self.rows].contiguous()
 
 
+def read_half(half: Half, n_out: int, n_in: int, like: torch.Tensor) -> torch.Tensor:
+    """The dense N_out x N_in weight a 2:4 half multiplies, read back through its own kernel:
+    X = rows of the identity, `batch` at a time (the batch it was built for), so each product
+    is one stored value times 1 plus exact zeros and Y^T holds the stored columns bit for bit on
+    every backend, cuSPARSELt's opaque layout included (as torch's own `to_dense` of a
+    cuSPARSELt tensor does). `like` is a B x N_out output of the half (its batch, dtype and
+    device). Training cells take no bias (the matrix's rule), so no bias is in the product.
+    N_in / B products of the half."""
+    batch = like.shape[0]
+    dense = torch.empty(n_out, n_in, dtype=like.dtype, device=like.device)
+    eye = torch.zeros(batch, n_in, dtype=like.dtype, device=like.device)
+    rows = torch.arange(batch, device=like.device)
+    for j0 in range(0, n_in, batch):
+        cols = min(batch, n_in - j0)
+        eye.zero_()
+        eye[rows[:cols], j0 + rows[:cols]] = 1
+        dense[:, j0 : j0 + cols] = half.mm(eye)[:cols].t()
+    return dense
+
+
+def _sddmm_kernel(grad_y: torch.Tensor, x: torch.Tensor):
+    """kernels.triton_sddmm24 where it takes this call (CUDA, 16-bit, its shapes), else None (no
+    Triton here, or a CPU: grad_W goes dense-then-select)."""
+    if not x.is_cuda:
+        return None
+    try:
+        from kernels import triton_sddmm24
+    except ImportError:  # no Triton on this machine
+        return None
+    return triton_sddmm24 if triton_sddmm24.fits(grad_y, x) else None
+
+
 def _masks(a: BuildArgs) -> tuple[torch.Tensor, torch.Tensor]:
     """The cell's mask pair (the registry's mask rule gives a masked method one)."""
     if a.masks is None:
@@ -349,10 +423,15 @@ class BlockShock(Method):
 
     half: Half
     half_t: Half | None = None  # compressed W_g^T, for the 2:4 backward
+    dense_grad_twin = True
     w_backward: torch.Tensor | None = None  # dense W_g, for the masked-dense backward
 
+    def _pair_index(self) -> int:
+        """Which mask of a pair this rank's half keeps."""
+        return self.rank
+
     def _half_mask(self, a: BuildArgs) -> torch.Tensor:
-        return _masks(a)[self.rank]
+        return _masks(a)[self._pair_index()]
 
     def build(self, a: BuildArgs) -> None:
         if a.backend is None:
@@ -414,10 +493,43 @@ class BlockShock(Method):
     def shard_rows(self, w_rows: torch.Tensor, rows: slice) -> tuple[torch.Tensor, slice] | None:
         return select(w_rows, self.kept()[rows]), rows
 
+    def local_rows(
+        self,
+        w_rows: torch.Tensor,
+        rows: slice,
+        masks: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, slice] | None:
+        """The copies are W_g = W * M_g in the full layout (read back dense, zeros where the
+        mask keeps nothing), with M_g this rank's mask of `masks`."""
+        if masks is None:
+            raise CellSpecError(f"{self.name}: its copies are masked; name the mask pair")
+        return w_rows * masks[self._pair_index()][rows], rows
+
     def grad_weight(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
-        """grad_Y^T X at the kept positions: a dense GEMM, then its kept values read out (no
-        sparse-output kernel is used)."""
+        """grad_Y^T X at the kept positions only (N_out x N_in/2, the optimizer's layout): the
+        SDDMM kernel (kernels/triton_sddmm24.py, fp32, the dense gradient never written) on a GPU
+        where it takes the shape, else `grad_weight_dense`, which phase3 times beside it."""
+        sddmm = _sddmm_kernel(grad_y, x)
+        if sddmm is None:
+            return self.grad_weight_dense(x, grad_y)
+        return sddmm.sddmm24(grad_y, x, self.kept())
+
+    def grad_weight_dense(self, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        """grad_Y^T X as a dense GEMM (N_out x N_in, the dtype), then its kept values read out:
+        the CPU's path, and the SDDMM's reference in time."""
         return select(torch.mm(grad_y.t(), x), self.kept())
+
+    def copies(self) -> dict[str, torch.Tensor]:
+        """The forward half and W_g^T's half (or the masked-dense stand-in) read back through
+        their own kernels (`read_half`), W_g^T's transposed to W_g's layout."""
+        n_out, n_in = self.out.shape[1], self.grad_x.shape[1]
+        forward = read_half(self.half, n_out, n_in, self.out)
+        if self.half_t is not None:
+            backward = read_half(self.half_t, n_in, n_out, self.grad_x).t()
+        else:
+            assert self.w_backward is not None  # prepare_backward keeps one or the other
+            backward = self.w_backward.clone()
+        return {"forward": forward, "backward": backward}
 
     def load_weight(self, w_local: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Re-compress the forward half (and W_g^T for the 2:4 backward) from new kept values
@@ -437,8 +549,8 @@ class BlockShock(Method):
 class BlockShockHalf(BlockShock):
     """Rank 0's half of Block-Shock alone on one device: the kernel the two-GPU method runs."""
 
-    def _half_mask(self, a: BuildArgs) -> torch.Tensor:
-        return _masks(a)[0]
+    def _pair_index(self) -> int:
+        return 0
 
     @staticmethod
     def effective_weight(a: BuildArgs) -> torch.Tensor:

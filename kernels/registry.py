@@ -126,9 +126,9 @@ class Pair:
 
 @dataclass(frozen=True)
 class PeerName:
-    """How the original Block-Shock study (DESIGN.md) names one of our methods.
+    """How the original Block-Shock study (docs/DESIGN.md) names one of our methods.
 
-    column: the column of its table of forward times (DESIGN.md, the report's comparison).
+    column: the column of its table of forward times (docs/DESIGN.md, the report's comparison).
     records: the method name its records (metrics.jsonl) carry.
     world_size: the ranks its cell of this method used (its dense_single ran inside a two-rank
         job but is one GPU's work).

@@ -319,7 +319,7 @@ def find_nvcc() -> Path | None:
     if Path("/usr/local/cuda/bin/nvcc").is_file():
         return Path("/usr/local/cuda/bin/nvcc")
     spec = importlib.util.find_spec("nvidia")
-    for base in spec.submodule_search_locations if spec else ():
+    for base in (spec.submodule_search_locations or ()) if spec else ():
         for sub in ("cu13", "cuda_nvcc"):
             nvcc = Path(base) / sub / "bin" / "nvcc"
             if nvcc.is_file():
@@ -336,7 +336,7 @@ def find_cuobjdump(nvcc: Path | None = None) -> Path | None:
     places += [Path(os.environ[v]) / "bin" for v in ("CUDA_HOME", "CUDA_PATH") if v in os.environ]
     places.append(Path("/usr/local/cuda/bin"))
     spec = importlib.util.find_spec("nvidia")
-    for base in spec.submodule_search_locations if spec else ():
+    for base in (spec.submodule_search_locations or ()) if spec else ():
         places += [Path(base) / "cu13" / "bin", Path(base) / "cuda_cuobjdump" / "bin"]
     for place in places:
         if (place / "cuobjdump").is_file():
@@ -678,7 +678,7 @@ class Sm90Sparse24Half:
             raise CellSpecError(
                 f"{self.where}: no sm90 variant can run B={batch}: {self.tuning_errors}"
             )
-        best = min(self.tuning_ms, key=self.tuning_ms.get)
+        best = min(self.tuning_ms, key=lambda name: self.tuning_ms[name])
         if path is not None:
             alg_cache.store(path, k, best)
         return Variant.parse(best), "tuned"

@@ -6,7 +6,9 @@ its optimizer. Each piece is its own callable so the harness can time it alone: 
 re-compress a 2:4 half, cast a dense one); `step` runs them all in that order.
 
 Precision: fp32 master weights. The optimizer (torch.optim SGD with momentum 0, or AdamW with
-torch's defaults and weight_decay 0.01) updates an fp32 copy of what this rank holds; the GEMMs
+torch's defaults and weight_decay 0.01; `capturable=True` on a GPU, so the step it takes is the
+one a CUDA graph replays, bias corrections on the device) updates an fp32 copy of what this rank
+holds; the GEMMs
 run in the cell's dtype on the compute copy that `compress` casts (and compresses) from it. This
 is how mixed-precision training is run, and it keeps the float64 reference one rule: the same
 torch.optim class on a float64 copy (measure/checks/training.py). What a rank holds is
@@ -16,6 +18,11 @@ master, gradient and optimizer state are as large as the dense half's and hold n
 Loss: 0.5 * ||Y - T||^2 / B with a fixed fp32 target T, computed in fp32 from Y on every rank
 (each rank holds the full Y after the forward's collective); grad_Y = (Y - T) / B in the dtype.
 The bias is not trained (phase3 cells have bias off: the matrix says so).
+
+grad_W of a Block-Shock half is its kept values only (kernels/methods.py: the SDDMM kernel on a
+GPU). grad_X is kept (`grad_x`, the layer's buffer) with the grad_Y it came from: a lone layer
+passes it nowhere, but the training check compares it with float64 after every step, as it
+does every copy of the weights.
 
 Variants (the 2:4 methods only, `semi_structured` in their spec; the others refresh every step):
 - T1: mask fixed; every step re-compresses W_g (and W_g^T for the 2:4 backward).
@@ -54,13 +61,17 @@ class TrainConfig:
     variant: str | None = None
 
 
-def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """SGD (momentum 0) or AdamW (torch's defaults, weight decay 0.01); CellSpecError naming the
-    choices for any other name, so a typo never trains with another optimizer."""
+def make_optimizer(
+    name: str, params: list[torch.Tensor], lr: float, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """SGD (momentum 0) or AdamW (torch's defaults, weight decay 0.01; `capturable`: its step
+    count and bias corrections on the device, so a CUDA graph can capture the step; SGD needs no
+    such flag); CellSpecError naming the choices for any other name, so a typo never trains with
+    another optimizer."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.0)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, **ADAMW_DEFAULTS)
+        return torch.optim.AdamW(params, lr=lr, capturable=capturable, **ADAMW_DEFAULTS)
     raise CellSpecError(f"unknown optimizer {name!r}{closest(name, OPTIMIZERS)}; {OPTIMIZERS}")
 
 
@@ -85,13 +96,18 @@ class TrainState:
             raise CellSpecError(f"unknown variant {cfg.variant!r}; variants: {VARIANTS}")
         self.layer, self.cfg, self.target = layer, cfg, target
         self.dtype = args.weight.dtype
+        self.n_in = args.weight.shape[1]
         self.full_master = cfg.variant == "T1m"
         held = args.weight if self.full_master else layer.shard(args.weight)
         # copies, never views of args.weight: the check's reference starts from W_0 after the run
         self.master = torch.nn.Parameter(held.to(torch.float32, copy=True), requires_grad=False)
         layer.own_weight(args.weight)
-        self.optimizer = make_optimizer(cfg.optimizer, [self.master], cfg.lr)
+        self.optimizer = make_optimizer(
+            cfg.optimizer, [self.master], cfg.lr, capturable=self.master.is_cuda
+        )
         layer.prepare_backward(args)
+        self.grad_x: torch.Tensor | None = None  # the last step's grad_X (the layer's buffer)
+        self.grad_y: torch.Tensor | None = None  # and this rank's part of its grad_Y
         # m0 used by each step's forward (T1m only; the check replays them in float64)
         self.m0_history = None
         if record_masks and self.full_master and args.masks is not None:
@@ -109,13 +125,25 @@ class TrainState:
         return self.layer.backward_input(grad_y_local)
 
     def grad_weight(self, x_local: torch.Tensor, grad_y_local: torch.Tensor) -> None:
-        """Set the master's gradient: grad_Y^T X restricted (and masked) to what the rank holds,
-        or the full grad_Y^T X for T1m's replicated master."""
+        """Set the master's gradient: grad_Y^T X restricted (and masked) to what the rank holds
+        (a 2:4 half: its kept values, the SDDMM on a GPU), or the full grad_Y^T X for T1m's
+        replicated master."""
         if self.full_master:
             g = torch.mm(grad_y_local.t(), x_local)
         else:
             g = self.layer.grad_weight(x_local, grad_y_local)
         self.master.grad = g.float()
+
+    def grad_weight_dense(self, x_local: torch.Tensor, grad_y_local: torch.Tensor) -> None:
+        """As `grad_weight` through the dense GEMM and a select, where the layer has that twin
+        of its grad_W (a 2:4 half's); phase3 times it beside the SDDMM."""
+        self.master.grad = self.layer.grad_weight_dense(x_local, grad_y_local).float()
+
+    @property
+    def dense_grad_twin(self) -> bool:
+        """A 2:4 half training its kept values (not T1m's full master): its grad_W has a
+        dense-then-select twin (kernels/methods.py's `dense_grad_twin`)."""
+        return self.layer.dense_grad_twin and not self.full_master
 
     def optimizer_step(self) -> None:
         self.optimizer.step()
@@ -134,9 +162,11 @@ class TrainState:
                 self.m0_history.append(m0)
 
     def step(self, x_local: torch.Tensor) -> torch.Tensor:
-        """One full train step; returns the loss of its forward (fp32 scalar tensor)."""
+        """One full train step; returns the loss of its forward (fp32 scalar tensor) and keeps
+        its grad_X in `grad_x` and this rank's grad_Y in `grad_y` (replaced by the next step).
+        """
         loss, grad_y = self.loss_and_grad(self.forward(x_local))
-        self.backward_input(grad_y)  # a lone layer's grad_X goes nowhere, but a step pays for it
+        self.grad_y, self.grad_x = grad_y, self.backward_input(grad_y)
         self.grad_weight(x_local, grad_y)
         self.optimizer_step()
         if self.cfg.variant != "T2":

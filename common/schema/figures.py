@@ -79,8 +79,11 @@ class PartFigures:
     forward_backward_median_s: float | None = None
     backward_median_s: float | None = None
     grad_weight_median_s: float | None = None
+    grad_weight_dense_median_s: float | None = None  # a 2:4 half: dense GEMM then select
     optimizer_median_s: float | None = None
     compress_median_s: float | None = None
+    step_eager_median_s: float | None = None  # phase3: the step eagerly, beside a graph step
+    step_graph_median_s: float | None = None  # (never both: one is the primary mode)
 
 
 @dataclass(kw_only=True)
@@ -107,10 +110,11 @@ class MemoryPerRank:
 
 @dataclass(kw_only=True)
 class TrainingPerRank:
-    """What a phase's figures add, per rank: the backward's path (phase2), the training state
-    (phase3)."""
+    """What a phase's figures add, per rank: the backward's path (phase2), whether the train
+    step was captured and the training state (phase3)."""
 
     backward_backend: list[str] | None = None
+    step_capture: list[str] | None = None  # phase3: "captured", or why the step ran eagerly
     master_bytes_per_rank: list[int] | None = None
     optimizer_bytes_per_rank: list[int] | None = None
     grad_bytes_per_rank: list[int] | None = None

@@ -1,4 +1,4 @@
-"""Reading any record version into the current types: version 3 as written, versions 1 and 2
+"""Reading any record version into the current types: version 4 as written, versions 1 to 3
 through an explicit upgrade, any other refused by version.
 
 What changed, and what each upgrade does:
@@ -10,6 +10,11 @@ What changed, and what each upgrade does:
 - version 2 (to 3): the same keys, every one now typed; extra_info carries `record_version`
   (before 3 it carried none, and the oldest files not even the `cell`: it is parsed from the
   benchmark's name); a figure without ceilings is None, not {}.
+- version 3 (to 4): phase3's training figures gained `checks` (every check of every step: the
+  forward and backward copies, grad_X, the loss, the master, each as measured error / bound) and
+  `probe` (the exact training probe), its phase figures `step_capture`; a timed cell's figures
+  gained `grad_weight_dense_median_s`, `step_eager_median_s`, `step_graph_median_s` and
+  `step_capture`. A version-3 record reads with all of them None.
 Keys an earlier version did not write take the field's declared default (None: not recorded),
 never a made-up value; a key no version wrote, or a value of the wrong type, is refused.
 """
@@ -25,8 +30,8 @@ from common.schema.figures import CellFigures
 from common.schema.record import CellRecord
 from common.schema.run import RunDocument
 
-RECORD_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+RECORD_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 def version_of(doc: Any, source: str) -> int:
@@ -52,7 +57,7 @@ def read_cell_record(doc: Any, source: str) -> CellRecord:
     """A cell record of any readable version; `source` (the file) prefixes every error."""
     version = version_of(doc, source)
     try:
-        if version == 3:
+        if version == RECORD_VERSION:
             record = from_json(CellRecord, doc)
         else:
             record = from_json(CellRecord, _upgrade_record(doc, version), lenient=True)
@@ -86,7 +91,7 @@ def read_figures(info: Any, name: str, source: str, where: str = "extra_info") -
     elif version_of(info, f"{source} ({where})") < 3:
         info = _upgrade_figures(info, info["record_version"], name)
     try:
-        return from_json(CellFigures, info, where, lenient=info["record_version"] < 3)
+        return from_json(CellFigures, info, where, lenient=info["record_version"] < RECORD_VERSION)
     except RecordError as e:
         raise _named(source, e) from None
 

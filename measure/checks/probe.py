@@ -159,7 +159,7 @@ def exact_probe(
     bias: bool,
     masks: tuple[torch.Tensor, torch.Tensor] | None,
     mask_name: str | None,
-    backend: str,
+    backend: str | None,
     seed: int,
 ) -> ExactFigures:
     """Build `method` (a registered name, or a class: tests plant faults that way) from W' and run

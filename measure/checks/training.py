@@ -8,19 +8,27 @@ and K.
   rule (same loss, same torch.optim class on a float64 copy, same masks, T2's frozen forward),
   and carries alongside an elementwise bound E_k on |W_run - W_ref| after k steps, first order
   in the unit roundoffs, from the classical worst-case bounds of measure/checks/bounds.py:
-    W_c = dtype(master * M):   |dW_c| <= u |W_eff| + E_k M              (T2: 0, W_0 is exact)
+    W_c = dtype(master * M):   |dW_c| <= u |W_eff| + (1 + u) E_k M      (T2: 0, W_0 is exact)
     forward Y = X W_c^T:       |dY| <= phi_f |X||W_eff|^T + |X| |dW_c|^T  phi_f = c u + N_in ua
     grad_Y = dtype((Y-T)/B):   |dgY| <= (|dY| + u |Y - T|) / B
+    grad_X = gY W_c, K = N_out: |dgX| <= |dgY|(|W_eff| + |dW_c|) + |gY| |dW_c|
+                                        + phi_b (|gY| + |dgY|)(|W_eff| + |dW_c|)
+                                                                 phi_b = c u + N_out ua
     G = dtype(gY^T X), K = B:  |dG| <= |dgY|^T |X| + phi_w |gY|^T |X|   phi_w = u + B ua
     SGD:   |dU| <= lr |dG|;  AdamW: the interval of lr m^/(sqrt(v^)+eps) over m^ +- dm^,
            v^ +- dv^ (dm, dv carried like m and v), capped by the update's own Cauchy-Schwarz
-           bound lr C_t; plus the fp32 optimizer arithmetic (2 or 10 operations of ua each)
+           bound lr C_t; plus the fp32 optimizer arithmetic (2 or 10 operations of ua each, and
+           for AdamW the bias corrections' fp32 betas: `adamw_arithmetic_bound`)
     E_{k+1} = (1 - lr wd) E_k + |dU|
+  The copies' bound (first line) is what every step's copies are checked against, grad_X's
+  (fourth) what every step's grad_X is, E_k what the master after the last step is.
   E grows at least linearly in k (one |dU| per step) and, through the |X| E^T term of the
   next forward, up to geometrically at rate about 1 + lr (|X|^T|X|/B) row sums: a worst case,
-  loose by about sqrt(K) per GEMM for bf16, tight enough that a step whose forward missed the
-  re-compression is off by far more. The loss bound is sum(|Y - T||dY| + dY^2/2)/B plus the
-  fp32 sum's B N_out ua L.
+  loose by about sqrt(K) per GEMM for bf16 (the record's measured error / bound says by how
+  much, check by check), tight enough that a step whose forward missed the re-compression is
+  off by far more. The loss bound is sum(|Y - T||dY| + dY^2/2)/B plus the fp32 sum's
+  B N_out ua L. measure/checks/train_steps.py compares a run with this reference;
+  measure/checks/train_probe.py is the exact probe, where no bound is needed.
 """
 
 from __future__ import annotations
@@ -29,13 +37,14 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
 from common.schema.checks import ErrorFigures
-from common.schema.phase_figures import DriftFigures, TrainFigures
+from common.schema.phase_figures import DriftFigures
 from kernels.methods import Method
 from kernels.training import ADAMW_DEFAULTS, TrainConfig, make_optimizer
 from measure.checks import bounds as checks
@@ -100,11 +109,26 @@ REFERENCE_CHUNK_ELEMENTS = 1 << 24
 
 @dataclass
 class TrainReference:
-    """The float64 trajectory's loss at each step and each loss's bound. The final weights and
-    their bounds E_k go, chunk of rows by chunk, to the `visit` of `reference_training`."""
+    """The float64 trajectory's loss at each step and each loss's bound, and each step's grad_X
+    (B x N_in: grad_Y W_eff with the weights that step multiplied) and its elementwise bound.
+    The weights (the master after the last step, the copies after every step) and their bounds
+    go, chunk of rows by chunk, to the visitor of `reference_training`."""
 
     losses: list[float]
     loss_bounds: list[float]
+    grad_x: list[torch.Tensor]
+    grad_x_bounds: list[torch.Tensor]
+
+
+class ReferenceVisitor(Protocol):
+    """What `reference_training` hands each chunk of rows to."""
+
+    def copy(self, step: int, rows: slice, w_eff: torch.Tensor, bound: torch.Tensor) -> None:
+        """The global effective weight the copies hold after step `step` (1..steps: what step
+        `step` + 1's forward and grad_X multiply) on rows `rows`, and its elementwise bound."""
+
+    def master(self, rows: slice, w: torch.Tensor, bound: torch.Tensor) -> None:
+        """The master weights after the last step on rows `rows`, and their bound E_k."""
 
 
 def learning_rate(optimizer: str, x: torch.Tensor, w: torch.Tensor) -> float:
@@ -121,7 +145,15 @@ def learning_rate(optimizer: str, x: torch.Tensor, w: torch.Tensor) -> float:
 
 MaskOfStep = Callable[[int, slice], torch.Tensor]
 GradMask = Callable[[slice], "torch.Tensor | None"]
-Visit = Callable[[slice, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class Collectives:
+    """The method's collectives and world size: c roundings in the forward's and grad_X's."""
+
+    forward: str | None
+    backward: str | None
+    world_size: int
 
 
 def reference_training(
@@ -132,36 +164,40 @@ def reference_training(
     steps: int,
     step_mask: MaskOfStep | None,
     grad_mask: GradMask,
-    collective: str | None,
-    world_size: int,
-    visit: Visit,
+    collectives: Collectives,
+    visitor: ReferenceVisitor,
     chunk_rows: int | None = None,
 ) -> TrainReference:
     """Train the global effective weight in float64 for `steps` steps, with the bounds.
 
     Under the loss 0.5 ||X W^T - T||^2 / B each row of W trains on its own (row i's gradient is
     grad_Y[:, i]^T X; SGD and AdamW are elementwise), so the reference trains `chunk_rows` rows
-    at a time and hands each chunk's final weights and bounds to `visit(rows, w, bound)`; the
-    losses and their bounds are sums over rows. `step_mask(i, rows)` is the effective mask of
-    step i's forward on those rows (T1m's re-chosen ones; None: the gradient's mask at every
-    step, made once a chunk); `grad_mask(rows)` masks the gradient (None: T1m's full
-    grad_Y^T X); the master starts as W_0 * grad_mask.
+    at a time and hands each chunk's copies after every step and final master, with their
+    bounds, to `visitor`; the losses and their bounds are sums over rows, and so are grad_X =
+    grad_Y W_eff and its bound (a sum over output rows). `step_mask(i, rows)` is the effective
+    mask of step i's forward (i = 0..steps) on those rows (T1m's re-chosen ones; None: the
+    gradient's mask at every step, made once a chunk); `grad_mask(rows)` masks the gradient
+    (None: T1m's full grad_Y^T X); the master starts as W_0 * grad_mask.
     """
     n_out, n_in = w0.shape
     chunk_rows = chunk_rows or max(1, REFERENCE_CHUNK_ELEMENTS // n_in)
-    ctx = _StepContext.of(x, target, cfg, collective, world_size)
-    losses, partial_bounds = [0.0] * steps, [0.0] * steps
+    ctx = _StepContext.of(x, target, cfg, collectives, n_out)
+    ref = TrainReference(
+        losses=[0.0] * steps,
+        loss_bounds=[0.0] * steps,
+        grad_x=[torch.zeros_like(ctx.x64) for _ in range(steps)],
+        grad_x_bounds=[torch.zeros_like(ctx.x64) for _ in range(steps)],
+    )
     for start in range(0, n_out, chunk_rows):
         rows = slice(start, min(n_out, start + chunk_rows))
-        w, bound = _train_rows(
-            ctx, w0[rows], rows, steps, step_mask, grad_mask(rows), losses, partial_bounds
-        )
-        visit(rows, w, bound)
+        w, bound = _train_rows(ctx, w0[rows], rows, steps, step_mask, grad_mask(rows), ref, visitor)
+        visitor.master(rows, w, bound)
     ua = checks.ACCUMULATOR_ROUNDOFF
-    loss_bounds = [
-        pb + x.shape[0] * n_out * ua * loss for pb, loss in zip(partial_bounds, losses, strict=True)
+    ref.loss_bounds = [
+        pb + x.shape[0] * n_out * ua * loss
+        for pb, loss in zip(ref.loss_bounds, ref.losses, strict=True)
     ]
-    return TrainReference(losses, loss_bounds)
+    return ref
 
 
 @dataclass
@@ -173,22 +209,33 @@ class _StepContext:
     t64: torch.Tensor
     cfg: TrainConfig
     u: float
-    phi_f: float
-    phi_w: float
+    phi_f: float  # the forward, K = N_in, its collective's roundings
+    phi_w: float  # grad_W = grad_Y^T X, K = B
+    phi_b: float  # grad_X = grad_Y W, K = N_out, its collective's roundings
 
     @classmethod
-    def of(cls, x, target, cfg, collective, world_size):
+    def of(cls, x, target, cfg, coll: Collectives, n_out: int):
         dtype = x.dtype
         n_in, b = x.shape[1], x.shape[0]
-        phi_f = checks.bounds(dtype, n_in, collective, world_size)["elementwise_factor"]
+        phi_f = checks.bounds(dtype, n_in, coll.forward, coll.world_size)["elementwise_factor"]
         phi_w = checks.bounds(dtype, b, None, 1)["elementwise_factor"]
+        phi_b = checks.bounds(dtype, n_out, coll.backward, coll.world_size)["elementwise_factor"]
         x64 = x.double()
-        return cls(x64, x64.abs(), target.double(), cfg, UNIT_ROUNDOFF[dtype], phi_f, phi_w)
+        u = UNIT_ROUNDOFF[dtype]
+        return cls(x64, x64.abs(), target.double(), cfg, u, phi_f, phi_w, phi_b)
 
 
-def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, losses, partial_bounds):
-    """`steps` float64 steps of rows `rows` of W; adds their share of each step's loss and loss
-    bound (all but the fp32 sum's term) in place; returns the final weights and bounds E_k."""
+def copy_bound(u: float, w_eff: torch.Tensor, bound: torch.Tensor, m) -> torch.Tensor:
+    """|W_c - W_eff| for a copy W_c = dtype(master * M) of a master within `bound` (E) of the
+    reference: the master's own error, then one rounding to the dtype of a value within E of
+    W_eff: u |W_eff| + (1 + u) E M."""
+    return u * w_eff.abs() + (1 + u) * bound * m
+
+
+def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, ref, visitor):
+    """`steps` float64 steps of rows `rows` of W; adds their share of each step's loss, loss
+    bound (all but the fp32 sum's term), grad_X and grad_X bound into `ref`; hands the copies
+    after each step to the visitor; returns the final weights and their bounds E_k."""
     cfg, u, ua = ctx.cfg, ctx.u, checks.ACCUMULATOR_ROUNDOFF
     x64, ax, b = ctx.x64, ctx.ax, ctx.x64.shape[0]
     t64 = ctx.t64[:, rows]
@@ -198,21 +245,31 @@ def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, losses, partial
     opt = make_optimizer(cfg.optimizer, [master], cfg.lr)
     bound = torch.zeros_like(w)
     dm, dv = torch.zeros_like(w), torch.zeros_like(w)
-    for i in range(steps):
+
+    def copies(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What step i's forward and grad_X multiply (i = 0..steps), and its bound."""
         m = grad_mask if step_mask is None else step_mask(i, rows)
-        if frozen is not None:
-            w_eff, dw_c = frozen * m, torch.zeros_like(w)
-        else:
-            w_eff = master.detach() * m
-            dw_c = u * w_eff.abs() + bound * m
+        if frozen is not None:  # T2: W_0, exact in the dtype, never re-compressed
+            return frozen * m, torch.zeros_like(w)
+        w_eff = master.detach() * m
+        return w_eff, copy_bound(u, w_eff, bound, m)
+
+    w_eff, dw_c = copies(0)
+    for i in range(steps):
         r = x64 @ w_eff.t() - t64
-        dy = ctx.phi_f * (ax @ w_eff.abs().t()) + ax @ dw_c.t()
-        losses[i] += 0.5 * r.pow(2).sum().item() / b
-        partial_bounds[i] += ((r.abs() * dy).sum() + 0.5 * dy.pow(2).sum()).item() / b
+        aw = w_eff.abs()
+        dy = ctx.phi_f * (ax @ aw.t()) + ax @ dw_c.t()
+        ref.losses[i] += 0.5 * r.pow(2).sum().item() / b
+        ref.loss_bounds[i] += ((r.abs() * dy).sum() + 0.5 * dy.pow(2).sum()).item() / b
         gy = r / b
         dgy = (dy + u * r.abs()) / b
+        # grad_X = grad_Y W_c: the run's grad_Y and W_c both off by their bounds, then the GEMM
+        # (K = N_out) and its collective round: |dgY|(|W| + dW) + |gY| dW + phi_b |gY'||W'|
+        ref.grad_x[i] += gy @ w_eff
+        gy_abs, w_run = gy.abs(), aw + dw_c
+        ref.grad_x_bounds[i] += dgy @ w_run + gy_abs @ dw_c + ctx.phi_b * ((gy_abs + dgy) @ w_run)
         g = gy.t() @ x64
-        dg = dgy.t() @ ax + ctx.phi_w * (gy.abs().t() @ ax)
+        dg = dgy.t() @ ax + ctx.phi_w * (gy_abs.t() @ ax)
         if grad_mask is not None:
             g, dg = g * grad_mask, dg * grad_mask
         w_before = master.detach().clone()
@@ -224,13 +281,39 @@ def _train_rows(ctx, w0_rows, rows, steps, step_mask, grad_mask, losses, partial
             du, dm, dv = _adamw_update_bound(opt, master, g.abs(), dg, dm, dv, cfg.lr, w_before)
             bound = bound * (1 - cfg.lr * ADAMW_DEFAULTS["weight_decay"])
         bound = bound + du
+        w_eff, dw_c = copies(i + 1)
+        visitor.copy(i + 1, rows, w_eff, dw_c)
     return master.detach(), bound
+
+
+def _beta_rounding(beta: float, t: int) -> float:
+    """Relative error of AdamW's bias correction 1 - beta^t when computed in fp32 on the device
+    (capturable=True): beta rounded to fp32 (0.999 becomes 0.999 + 1.3e-8), the fp32 power's
+    own error (2 ua), the subtraction's (ua); all over 1 - beta^t, which is small at small t
+    (1e-3 for beta2 at t = 1: a relative error of 1.3e-4)."""
+    ua = checks.ACCUMULATOR_ROUNDOFF
+    d_beta = abs(float(torch.tensor(beta, dtype=torch.float32)) - beta)
+    return (t * d_beta + 2 * ua) / (1 - beta**t) + ua
+
+
+def adamw_arithmetic_bound(
+    w_before: torch.Tensor, u_ref: torch.Tensor, lr: float, t: int
+) -> torch.Tensor:
+    """|fp32 AdamW step - float64 AdamW step| from one and the same gradient, for step t: ten
+    roundings of ua over the decayed weight and the update (m, v, sqrt, the division, the
+    decay and the add), and the bias corrections' relative error (`_beta_rounding`; the
+    update scales with 1 / (1 - beta1^t) and sqrt(1 - beta2^t))."""
+    b1, b2 = ADAMW_DEFAULTS["betas"]
+    ua, wd = checks.ACCUMULATOR_ROUNDOFF, ADAMW_DEFAULTS["weight_decay"]
+    rel = _beta_rounding(b1, t) + 0.5 * _beta_rounding(b2, t)
+    u_abs = u_ref.abs()
+    return 10 * ua * (w_before.abs() * (1 - lr * wd) + lr * u_abs) + lr * rel * u_abs
 
 
 def _adamw_update_bound(opt, master, g, dg, dm, dv, lr, w_before):
     """|dU| for one AdamW step from |g| and the gradient's bound dg (see the module docstring)."""
     b1, b2 = ADAMW_DEFAULTS["betas"]
-    eps, wd = ADAMW_DEFAULTS["eps"], ADAMW_DEFAULTS["weight_decay"]
+    eps = ADAMW_DEFAULTS["eps"]
     state = opt.state[master]
     t = int(state["step"])
     m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -247,125 +330,7 @@ def _adamw_update_bound(opt, master, g, dg, dm, dv, lr, w_before):
     ratio = sum((b1 * b1 / b2) ** j for j in range(t))
     cap_t = (1 - b1) * math.sqrt(c2) / (c1 * math.sqrt(1 - b2)) * math.sqrt(ratio)
     du = lr * torch.minimum(spread, cap_t + u_ref.abs())
-    ua = checks.ACCUMULATOR_ROUNDOFF
-    du = du + 10 * ua * (w_before.abs() * (1 - lr * wd) + lr * u_ref.abs())
-    return du, dm, dv
-
-
-def reference_for(
-    state,
-    args,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    steps: int,
-    world_size,
-    chunk_rows: int | None = None,
-) -> tuple[TrainReference, WeightComparison]:
-    """The float64 reference of a TrainState's run (its method, variant, masks, optimizer), and
-    the run's master weights compared with it."""
-    kind = type(state.layer)
-    step_mask: MaskOfStep | None  # the forward's mask at step i (T1m), else None
-    grad_mask: GradMask
-    if state.full_master:
-        history = state.m0_history
-        if history is None or len(history) < steps:
-            raise ValueError("T1m's check needs the TrainState built with record_masks=True")
-
-        def step_mask(i, rows):
-            return effective_mask(kind, args, (history[i], ~history[i]), rows)
-
-        def grad_mask(rows):
-            return None
-    else:
-
-        def grad_mask(rows):
-            return effective_mask(kind, args, rows=rows)
-
-        step_mask = None  # the gradient's mask at every step
-
-    comparison = WeightComparison(state)
-    ref = reference_training(
-        x,
-        args.weight,
-        target,
-        state.cfg,
-        steps,
-        step_mask,
-        grad_mask,
-        state.layer.collective,
-        world_size,
-        comparison.add,
-        chunk_rows,
-    )
-    return ref, comparison
-
-
-class WeightComparison:
-    """This rank's master weights against the reference's final ones, a chunk of rows at a
-    time: what the rank holds of each chunk (`Method.shard_rows`; all of it for T1m's
-    replicated master), the differences' and the bounds' squared norms and the largest
-    |difference| / bound."""
-
-    def __init__(self, state):
-        self.master = state.master.detach()
-        self.shard_rows = (
-            (lambda w, rows: (w, rows)) if state.full_master else state.layer.shard_rows
-        )
-        self.nonfinite = int((~torch.isfinite(self.master)).sum())
-        self.diff_sq = self.ref_sq = self.bound_sq = self.max_over_bound = 0.0
-
-    def add(self, rows: slice, w_ref: torch.Tensor, bound: torch.Tensor) -> None:
-        held = self.shard_rows(w_ref, rows)
-        if held is None:
-            return
-        w_ref, local = held
-        bound, _ = self.shard_rows(bound, rows)
-        w = self.master[local].double()
-        diff = torch.where(torch.isfinite(w), w - w_ref, torch.zeros_like(w_ref))
-        self.diff_sq += diff.pow(2).sum().item()
-        self.ref_sq += w_ref.pow(2).sum().item()
-        self.bound_sq += bound.pow(2).sum().item()
-        ratio = (diff.abs() / (bound + 1e-300)).max().item()
-        self.max_over_bound = max(self.max_over_bound, ratio)
-
-
-def training_figures(
-    comparison: WeightComparison, ref: TrainReference, losses: list[float]
-) -> TrainFigures:
-    """The weights' figures from the comparison and every step's loss against the reference
-    loss, each over its bound; NaN/inf counted."""
-    loss_err = [abs(a - b) for a, b in zip(losses, ref.losses, strict=True)]
-    ref_norm = math.sqrt(comparison.ref_sq)
-    return TrainFigures(
-        steps=len(losses),
-        nonfinite=comparison.nonfinite + sum(not math.isfinite(v) for v in losses),
-        weight_rel_fro=math.sqrt(comparison.diff_sq) / ref_norm,
-        weight_rel_fro_bound=math.sqrt(comparison.bound_sq) / ref_norm,
-        weight_max_abs_over_bound=comparison.max_over_bound,
-        losses=list(losses),
-        reference_losses=list(ref.losses),
-        loss_error_over_bound=max(
-            (e / b if b > 0 else math.inf) for e, b in zip(loss_err, ref.loss_bounds, strict=True)
-        ),
-    )
-
-
-def assert_trained(fig: TrainFigures, cell: str, rank: int | None = None) -> None:
-    """Raise CorrectnessError naming the cell, the rank and the broken rule."""
-    who = f"{cell}" + (f" rank {rank}" if rank is not None else "")
-    if fig.nonfinite:
-        raise CorrectnessError(f"{who}: {fig.nonfinite} weights or losses are NaN/inf")
-    if not fig.loss_error_over_bound <= 1.0:
-        raise CorrectnessError(
-            f"{who}: a step's loss is {fig.loss_error_over_bound:.2f}x its bound from the "
-            f"float64 reference (losses {fig.losses} vs {fig.reference_losses})"
-        )
-    if not fig.weight_max_abs_over_bound <= 1.0:
-        raise CorrectnessError(
-            f"{who}: after {fig.steps} steps a weight is {fig.weight_max_abs_over_bound:.2f}x"
-            f" its error bound E_k from the float64 reference (rel. Frobenius error "
-            f"{fig.weight_rel_fro:.2e}, bound {fig.weight_rel_fro_bound:.2e})"
-        )
+    return du + adamw_arithmetic_bound(w_before, u_ref, lr, t), dm, dv
 
 
 DRIFT_CAP = 1.0  # a relative error of 100%: the trajectory no longer carries information

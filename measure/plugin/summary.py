@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from common.schema.phase_figures import TRAIN_CHECKS, TrainFigures, worst_checks
 from kernels import registry
 from measure.records.figures import marks
 from measure.records.results import CellResult
@@ -19,12 +20,15 @@ class Summary:
     def __init__(self):
         self.timed: list[CellResult] = []
         self.failed: list[CellResult] = []
+        self.trained: list[CellResult] = []  # cells whose ranks ran the training checks
 
     def add(self, result: CellResult) -> None:
         if not result.passed:
             self.failed.append(result)
         elif result.figures is not None:
             self.timed.append(result)
+        if _train_figures(result):
+            self.trained.append(result)
 
     def tables(self) -> list[Table]:
         groups = defaultdict(list)
@@ -47,6 +51,7 @@ class Summary:
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: r.cell.id):
                 info = r.figures
+                assert info is not None  # only cells with figures are in self.timed (add)
                 pct, j_per_token = info.floor.pct_of_floor, info.energy.j_per_token
                 extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
                 t.add_row(
@@ -60,6 +65,8 @@ class Summary:
                     marks(info),
                 )
             out.append(t)
+        if self.trained:
+            out.append(self.training_checks())
         if self.failed:
             t = Table(title="FAILED cells (no figure published)")
             for col in ("cell", "status", "kind", "rank", "why"):
@@ -75,6 +82,33 @@ class Summary:
                 )
             out.append(t)
         return out
+
+    def training_checks(self) -> Table:
+        """Each training check's measured error / bound, the largest over steps and ranks (a
+        value <= 1 passed; how far below 1 is the room a fault has to hide in), and the exact
+        training probe's mismatches."""
+        t = Table(
+            title="phase3 training checks: measured error / bound (largest over steps and "
+            "ranks; <= 1 passes), exact training probe"
+        )
+        t.add_column("cell", overflow="fold")
+        for col in TRAIN_CHECKS:
+            t.add_column(col, justify="right")
+        t.add_column("exact probe")
+        for r in sorted(self.trained, key=lambda r: r.cell.id):
+            figs = _train_figures(r)
+            worst = worst_checks(figs)
+            probes = [f.probe for f in figs if f.probe is not None]
+            probe = "-"
+            if probes:
+                off = sum(p.mismatches for p in probes)
+                probe = f"{off} of {sum(p.elements for p in probes)} off ({probes[0].rule})"
+            t.add_row(
+                escape(r.cell.id),
+                *("-" if c not in worst else f"{worst[c]:.3g}" for c in TRAIN_CHECKS),
+                probe,
+            )
+        return t
 
     def print(self, terminalreporter) -> None:
         if not self.timed and not self.failed:
@@ -102,8 +136,16 @@ EMULATED_NOTE = (
 )
 
 
+def _train_figures(r: CellResult) -> list[TrainFigures]:
+    """Every rank's training figures, where the cell's ranks ran the training checks."""
+    pf = [rk.phase_figures for rk in r.ranks]
+    return [p.train for p in pf if p is not None and p.train is not None and p.train.checks]
+
+
 def _median(r: CellResult) -> float:
-    return r.ranks[0].forward.median
+    published = r.ranks[0].forward
+    assert published is not None  # a timed cell publishes its primary timing
+    return published.median
 
 
 def _fmt_time(s: float) -> str:

@@ -168,6 +168,7 @@ def _training(results: list[RankResult]) -> TrainingPerRank:
 
     return TrainingPerRank(
         backward_backend=per_rank([p.backward_backend for p in filled]),
+        step_capture=per_rank([p.step_capture for p in filled]),
         master_bytes_per_rank=per_rank([p.master_bytes for p in filled]),
         optimizer_bytes_per_rank=per_rank([p.optimizer_bytes for p in filled]),
         grad_bytes_per_rank=per_rank([p.grad_bytes for p in filled]),

@@ -4,7 +4,16 @@ Per shape (N, N_out, B, dtype, workload, bias) and per Block-Shock cell (mask, b
 optimizer, variant): r_train = step(Block-Shock) / step(baseline) from phase3, r_fwd = the same
 ratio of forwards from phase1, and H2 = r_train / r_fwd (> 1: the advantage shrinks in training).
 The interval resamples all four cells' samples (analysis.bootstrap). The baseline is dense TP for
-the two-rank method and the dense half for the one-GPU proxy, as in H1.
+the two-rank method and the dense half for the one-GPU proxy, as in H1. The verdict is stated
+per pair, 2:4 backend, variant and optimizer (`GROUP`): a backend that wins never speaks for one
+that loses.
+
+A train step is timed in graph mode where it captures and eagerly beside it (phase3's
+`step_capture` says why a step ran eagerly only). Both steps of a ratio must share a timing mode:
+where they do not (a Block-Shock step that could not be captured against a graph-replayed
+baseline), the row takes both steps' eager medians instead (`modes` says so), has no interval,
+and stays out of the verdict. `r_train_eager` is the eager steps' ratio on every row that has
+both, so host overhead per step can be read beside the graph figure.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from common.phases import with_primary
 from kernels import registry
 from reports.analysis.figures import KEY, bootstrap, cell_label
 
-GROUP = ["pair", "variant", "optimizer"]
+GROUP = ["pair", "backend", "variant", "optimizer"]
 
 
 def _shrinkage(a3, b3, a1, b1):
@@ -28,6 +37,15 @@ def _same(rows: pd.DataFrame, column: str, value) -> pd.DataFrame:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return rows[rows[column].isna()]
     return rows[rows[column] == value]
+
+
+def _eager(row) -> float:
+    """A phase3 row's eager step median: its primary where eager is primary, else the eager
+    step timed beside the graph one (NaN where none was)."""
+    if row.get("mode") == "eager":
+        return float(row.median_s)
+    value = row.get("step_eager_median_s")
+    return float(value) if value is not None and not pd.isna(value) else float("nan")
 
 
 def table(t: pd.DataFrame) -> pd.DataFrame:
@@ -53,8 +71,16 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
                     for y in b3s.iterrows()
                     for z in g1[g1.method == den].iterrows()
                 ):
-                    samples = (a3.samples, b3.samples, a1.samples, b1.samples)
-                    ratio, lo, hi = bootstrap(_shrinkage, *samples)
+                    r_fwd = a1.median_s / b1.median_s
+                    r_eager = _eager(a3) / _eager(b3)
+                    modes = a3.get("mode"), b3.get("mode")
+                    if modes[0] == modes[1]:
+                        samples = (a3.samples, b3.samples, a1.samples, b1.samples)
+                        ratio, lo, hi = bootstrap(_shrinkage, *samples)
+                        r_train, shown = a3.median_s / b3.median_s, str(modes[0])
+                    else:  # never a graph step against an eager one: both eager, no interval
+                        r_train, shown = r_eager, f"eager (steps timed {modes[0]} / {modes[1]})"
+                        ratio, lo, hi = r_train / r_fwd, float("nan"), float("nan")
                     what = f"{num}({a3['mask']}, {a3.backend}) {a3.optimizer} {a3.variant}"
                     rows.append(
                         {
@@ -64,12 +90,14 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
                             "backend": a3.backend,
                             "optimizer": a3.optimizer,
                             "variant": a3.variant,
-                            "r_train": a3.median_s / b3.median_s,
-                            "r_fwd": a1.median_s / b1.median_s,
+                            "modes": shown,
+                            "r_train": r_train,
+                            "r_fwd": r_fwd,
+                            "r_train_eager": r_eager,
                             "ratio": ratio,
                             "lo": lo,
                             "hi": hi,
-                            "label": f"{cell_label(key)} {what}: r_train/r_fwd",
+                            "label": f"{cell_label(key)} {what} [{shown}]: r_train/r_fwd",
                         }
                     )
     return pd.DataFrame(rows)

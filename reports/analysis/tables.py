@@ -17,8 +17,10 @@ PHASE2_COLUMNS = [
 ]  # fmt: skip
 PHASE3_COLUMNS = [
     "method", "mask", "backend", "optimizer", "variant", "N", "N_out", "B", "dtype",
-    "world_size", "median_s", "backward_median_s", "grad_weight_median_s", "optimizer_median_s",
-    "compress_median_s", "weights_mib", "master_mib", "grad_mib", "optimizer_mib", "stopped_by",
+    "world_size", "mode", "median_s", "step_eager_median_s", "step_graph_median_s",
+    "backward_median_s", "grad_weight_median_s", "grad_weight_dense_median_s",
+    "optimizer_median_s", "compress_median_s", "weights_mib", "master_mib", "grad_mib",
+    "optimizer_mib", "stopped_by",
 ]  # fmt: skip
 STATE = {  # column: extra_info list per rank (the largest rank's figure is shown)
     "weights_mib": "weight_bytes_per_rank",

@@ -62,10 +62,14 @@ def _h2(t: pd.DataFrame) -> list[Verdict]:
         none_here = "phase1 and phase3 of Block-Shock and its baseline on one shape (none here)"
         return [Verdict(H2, "not yet measured", none_here, table, "h2")]
     out = []
-    for (pair, variant, opt), g in table.groupby(h2.GROUP):
-        what = f"{pair}, variant {variant}, {opt}"
-        slug = f"h2_{pair.replace('/', '_vs_')}_{variant}_{opt}"
-        out.append(Verdict(f"{H2} [{what}]", _verdict(g, False), what, g, slug))
+    for (pair, backend, variant, opt), g in table.groupby(h2.GROUP, dropna=False):
+        what = f"{pair}, backend {backend}, variant {variant}, {opt}"
+        slug = f"h2_{pair.replace('/', '_vs_')}_{backend}_{variant}_{opt}"
+        timed_alike = g[g.lo.notna()]  # a row whose steps differ in timing mode has no interval
+        verdict = _verdict(timed_alike, False)
+        if timed_alike.empty:
+            verdict = "not comparable: its steps ran in different timing modes (eager in the table)"
+        out.append(Verdict(f"{H2} [{what}]", verdict, what, g, slug))
     return out
 
 

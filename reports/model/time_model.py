@@ -33,9 +33,9 @@ REGIMES = ("per-call", "memory", "math", "link")
 # The FLOPs a 2:4 GEMM is charged per FLOP of the half's work model (which counts the kept
 # weights only), in the datasheet's own units: a "with sparsity" rate credits a 2:4 GEMM with its
 # dense-equivalent FLOPs, twice the kept ones, so at best the sparse tensor cores run a half in the
-# time the dense ones take for a dense N x N/2 shard (DESIGN.md: a tie with TP when math-bound); a
-# backend whose GEMM expands the compressed weight into dense MMAs over all N columns (the
-# registry's tensor_cores="dense") does twice the work too, at the dense rate.
+# time the dense ones take for a dense N x N/2 shard (docs/DESIGN.md: a tie with TP when
+# math-bound); a backend whose GEMM expands the compressed weight into dense MMAs over all N
+# columns (the registry's tensor_cores="dense") does twice the work too, at the dense rate.
 EXPANSION_2OF4 = 2.0
 
 

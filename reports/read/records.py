@@ -4,7 +4,8 @@ Each file is read into the record schema's types (common/schema: RunDocument, Ce
 readable version upgraded on the way (common/schema/versions.py says what changed); a file that
 does not fit, or of a version not known here, is a ReportInputError naming the file and field.
 A report row keeps what the report shows of a record: its status and failure, its worst error
-over ranks (a rank may have died, or reported a NaN output) and, for drift, rank 0's curve.
+over ranks (a rank may have died, or reported a NaN output), for drift rank 0's curve, and for
+phase3 every rank's training checks (measured error / bound) and exact training probe.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class RecordRow:
     source: str
     drift_errors: tuple[float, ...] | None = None  # drift: rank 0's error after each block
     drift_bounds: tuple[float, ...] | None = None  # and the bound it was held to
+    # phase3: every rank's training checks as (check, step, rank, measured error / bound)
+    train_checks: tuple[tuple[str, int, int, float], ...] | None = None
+    probe_mismatches: int | None = None  # the exact training probe, summed over ranks
+    probe_elements: int | None = None
+    probe_rule: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,10 @@ class RecordRow:
             "source": self.source,
             "drift_errors": self.drift_errors,
             "drift_bounds": self.drift_bounds,
+            "train_checks": self.train_checks,
+            "probe_mismatches": self.probe_mismatches,
+            "probe_elements": self.probe_elements,
+            "probe_rule": self.probe_rule,
         }
 
 
@@ -99,6 +109,15 @@ def record_row(record: CellRecord, path: Path) -> RecordRow:
     drift = figures.drift if figures is not None else None
     if drift is not None and len(drift.errors) != len(drift.bounds):
         raise ReportInputError(f"{path}: ranks[0].phase_figures.drift.errors and bounds differ")
+    trains = [
+        (r.rank, r.phase_figures.train)
+        for r in record.ranks
+        if r.phase_figures is not None and r.phase_figures.train is not None
+    ]
+    checks = tuple(
+        (c.check, c.step, rank, c.error_over_bound) for rank, t in trains for c in t.checks or []
+    )
+    probes = [t.probe for _, t in trains if t.probe is not None]
     return RecordRow(
         cell=record.cell,
         status=record.status,
@@ -112,6 +131,10 @@ def record_row(record: CellRecord, path: Path) -> RecordRow:
         source=str(path),
         drift_errors=tuple(drift.errors) if drift is not None else None,
         drift_bounds=tuple(drift.bounds) if drift is not None else None,
+        train_checks=checks or None,
+        probe_mismatches=sum(p.mismatches for p in probes) if probes else None,
+        probe_elements=sum(p.elements for p in probes) if probes else None,
+        probe_rule=probes[0].rule if probes else None,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.analysis import tables
+from reports.analysis import tables, tightness
 from reports.render import train_plots
 from reports.render.html import md_table
 
@@ -43,12 +43,31 @@ def section(
             tables.phase3(t),
             out,
             f"{prefix}phase3",
-            f"phase3 train step (median {clock} time of a step, each part timed alone; "
-            "state per rank in MiB; no floor model yet)",
+            f"phase3 train step (median {clock} time of a step in its timing mode, `mode`: graph "
+            "replay where the step captured; the step in the other mode beside it; each part "
+            "timed alone in the step's mode, grad_W of a 2:4 half beside its dense GEMM and "
+            "select; state per rank in MiB; no floor model yet)",
         )
+    checks = tightness.long_table(records)
+    md += _table(
+        tightness.table(checks),
+        out,
+        f"{prefix}train_checks",
+        "phase3 training checks: measured error / bound per check, dtype, optimizer and variant "
+        "(every step and rank; <= 1 passes; the smaller, the more room a fault has to hide in)",
+    )
+    md += _table(
+        tightness.probes(records),
+        out,
+        f"{prefix}train_probe",
+        "phase3 exact training probe: copy elements compared after one step, and how many "
+        "differed from float64 (the rule is equality)",
+    )
     drawn = {
         "train breakdown": train_plots.train_breakdown(t, out, prefix) if not t.empty else None,
+        "grad_W paths": train_plots.grad_weight_paths(t, out, prefix) if not t.empty else None,
         "training memory": train_plots.train_memory(t, out, prefix) if not t.empty else None,
+        "training checks": train_plots.check_room(checks, out, prefix),
         "drift": train_plots.drift(records, out, prefix),
     }
     figs = [f for f in drawn.values() if f]

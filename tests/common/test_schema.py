@@ -103,7 +103,7 @@ def test_nan_is_written_as_null_and_read_back_by_the_fields_type():
         (lambda d: d["figures"].pop("floor_s"), "field figures.floor_s is missing"),
         (lambda d: d["figures"].update(floor_ms=1.0), "field figures.floor_ms is not part of"),
         (lambda d: d["ranks"][0]["energy"].update(series=[[1.0, 2.0]]), "a list of 5 values"),
-        (lambda d: d.update(record_version=4), "record_version is 4; this code reads 1, 2, 3"),
+        (lambda d: d.update(record_version=5), "record_version is 5; this code reads 1, 2, 3, 4"),
         (lambda d: d.pop("record_version"), "field record_version is missing"),
     ],
 )
@@ -113,6 +113,25 @@ def test_a_value_that_does_not_fit_is_refused_by_file_and_path(edit, words):
     with pytest.raises(RecordError) as e:
         read_cell_record(doc, "cells/phase0/x.json")
     assert str(e.value).startswith("cells/phase0/x.json: ") and words in str(e.value)
+
+
+def test_a_version_three_record_reads_with_the_training_checks_it_lacked():
+    """Version 4 added every step's training checks, the exact training probe and phase3's
+    step_capture (and grad_weight_dense / step_* medians to the figures): a version-3 record
+    without them reads with None there; a version-4 record missing them is refused."""
+    doc = to_json(full_record())
+    train = doc["ranks"][0]["phase_figures"]
+    for key in ("checks", "probe"):
+        del train["train"][key]
+    del train["step_capture"]
+    for key in ("grad_weight_dense_median_s", "step_eager_median_s", "step_graph_median_s"):
+        del doc["figures"][key]
+    with pytest.raises(RecordError, match=r"phase_figures\.train\.checks is missing"):
+        read_cell_record(doc, "v4.json")
+    old = read_cell_record({**doc, "record_version": 3}, "v3.json")
+    assert old.ranks[0].phase_figures.train.checks is None
+    assert old.ranks[0].phase_figures.train.probe is None
+    assert old.figures.parts.grad_weight_dense_median_s is None
 
 
 def test_version_three_is_strict_and_only_earlier_versions_fill_what_they_lacked():
@@ -183,7 +202,7 @@ def test_each_phase_describes_what_its_records_hold():
         "phase0": (0, 0),
         "phase1": (3, 5),
         "phase2": (2, 4),
-        "phase3": (5, 5),
+        "phase3": (7, 7),  # grad_weight_dense: a 2:4 half's only (6 for a dense method)
         "drift": (0, 0),
     }
 

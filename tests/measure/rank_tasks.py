@@ -131,11 +131,13 @@ def backward_figures(ctx, cell_dict, seed, scale_rank=None, require_sparse=False
 def train_figures(
     ctx, cell_dict, seed, optimizer, variant, steps=3, stale=False, chunk_rows=None, backend="auto"
 ):
-    """Train the cell's method `steps` steps and compare with the float64 reference; `stale`
-    plants a T1 that skips the re-compression after the optimizer step; `chunk_rows` sets the
-    reference's chunk of rows (None: its default)."""
+    """Train the cell's method `steps` steps and compare every step's copies, grad_X and loss
+    and the final master with the float64 reference; `stale` plants a T1 that skips the
+    re-compression after the optimizer step; `chunk_rows` sets the reference's chunk of rows
+    (None: its default)."""
     from kernels.training import TrainConfig, TrainState
-    from measure.checks.training import learning_rate, reference_for, training_figures
+    from measure.checks.train_steps import reference_for, train_and_record, training_figures
+    from measure.checks.training import learning_rate
 
     cell = CellSpec.from_dict(cell_dict)
     built = build(ctx, cell, seed, backend)
@@ -146,10 +148,9 @@ def train_figures(
     state = TrainState(layer, args, cfg, target, record_masks=True)
     if stale:
         state.compress = lambda: None
-    xl = layer.local_input(x)
-    losses = [state.step(xl).item() for _ in range(steps)]
-    ref, weights = reference_for(state, args, x, target, steps, ctx.world_size, chunk_rows)
-    return training_figures(weights, ref, losses)
+    run = train_and_record(state, layer.local_input(x), steps)
+    ref, comparison = reference_for(state, args, x, target, run, ctx.world_size, chunk_rows)
+    return training_figures(comparison, ref)
 
 
 def run_drift_block(ctx, cell_dict, seed, steps, scale=1.0):

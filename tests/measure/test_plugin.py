@@ -237,7 +237,7 @@ def _saved_run(project, machine):
     folder = project.path / ".benchmarks" / "Other-Machine"  # pytest-benchmark's default
     folder.mkdir(parents=True)
     doc = {
-        "machine_info": {"node": "gpu-node", "block_shock": machine},
+        "machine_info": {"node": "gpu-node", "block_shock_bench": machine},
         "commit_info": {"id": "abc123"},
         "benchmarks": [],
         "datetime": "2026-11-25T10:00:00",

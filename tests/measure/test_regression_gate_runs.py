@@ -116,14 +116,14 @@ def test_the_cell_planted_20_percent_more_work_is_flagged_against_every_unchange
 
 def test_saved_runs_carry_the_machine_and_say_there_is_no_gpu(runs):
     _, docs = runs
-    info = docs["unchanged0"]["machine_info"]["block_shock"]
+    info = docs["unchanged0"]["machine_info"]["block_shock_bench"]
     assert info["device_type"] == "cpu" and info["gpu_count"] == 0 and info["gpu_models"] == []
     assert info["gpu"] == "none: torch sees no CUDA device"
     assert info["power_limits_w"] == [] and info["driver"] is None  # nothing made up
     assert info["torch"] == torch.__version__ and info["cuda"] == torch.version.cuda
     assert info["triton"] == metadata.version("triton")
     assert info["cpu_count"] == len(os.sched_getaffinity(0)) and info["cpu_model"]
-    assert all(d["machine_info"]["block_shock"] == info for d in docs.values())
+    assert all(d["machine_info"]["block_shock_bench"] == info for d in docs.values())
 
 
 def test_bs_gate_fails_the_run_that_regressed_and_passes_the_one_that_did_not(runs, tmp_path):

@@ -1,5 +1,5 @@
 """The time model's physics: its terms come from the registry's work model over the description's
-peaks, and the comparisons DESIGN.md derives by hand come out of it."""
+peaks, and the comparisons docs/DESIGN.md derives by hand come out of it."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_memory_bound_block_shock_reads_nine_eighths_of_tp():
 
 
 def test_math_bound_sparse_tensor_cores_tie_tp_and_triton_pays_double():
-    """Twice the rate on half the work is a tie (DESIGN.md); dense MMAs over the expanded
+    """Twice the rate on half the work is a tie (docs/DESIGN.md); dense MMAs over the expanded
     weight (Triton) take twice as long."""
     n, b = 16384, 65536
     tp = predict(cell("dense_tp_row", n, b), H100, FIT)

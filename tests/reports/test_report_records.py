@@ -88,10 +88,10 @@ def refused(inputs, out, *words, capsys):
 
 
 def test_an_unknown_record_version_is_refused_by_name(tmp_path, capsys):
-    doc = {**record(cell()), "record_version": 4}
+    doc = {**record(cell()), "record_version": 5}
     run = write_run(tmp_path / "run", [doc])
     path = run / "cells" / "phase0" / f"{cell().id}.json"
-    refused([run], tmp_path / "report", str(path), "record_version is 4", capsys=capsys)
+    refused([run], tmp_path / "report", str(path), "record_version is 5", capsys=capsys)
 
 
 def test_a_version_one_record_is_still_read(tmp_path):

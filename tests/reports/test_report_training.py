@@ -39,9 +39,12 @@ def test_each_record_holds_what_its_phase_describes(training_run):
     """Every record of the run reads back strictly as the current record version, times only
     what its phase names (no more measurements than the study charges it, common/phases.py),
     publishes the phase's primary timing and fills exactly the phase figures it lists; phase3
-    makes all five of its measurements on every rank."""
+    makes every measurement of its one timing mode (host, on a CPU) on every rank, the dense
+    grad_W beside the SDDMM's for a 2:4 half training its kept values, and records each check
+    of each step and the exact training probe."""
     from common.phases import CATALOG
     from common.schema.codec import to_json
+    from common.schema.phase_figures import TRAIN_CHECKS
     from common.schema.versions import RECORD_VERSION, read_cell_record
 
     _, run_dir = training_run
@@ -61,12 +64,21 @@ def test_each_record_holds_what_its_phase_describes(training_run):
             names = {k for k, v in vars(filled).items() if v is not None} if filled else set()
             assert names == set(phase.figures), (path, names)
             seen.setdefault((record.phase, ws), set()).add(len(rank.timing))
+            if record.phase == "phase3":
+                parts = {"step", "backward", "grad_weight", "optimizer", "compress"}
+                if record.cell.method == "block_shock_half" and record.cell.variant != "T1m":
+                    parts.add("grad_weight_dense")
+                assert set(rank.timing) == parts, (path, sorted(rank.timing))
+                train = filled.train
+                assert {c.step for c in train.checks} == set(range(1, record.cell.steps + 1))
+                assert {c.check for c in train.checks} == set(TRAIN_CHECKS)
+                assert train.probe.mismatches == 0 and train.probe.elements > 0
+                assert filled.step_capture.startswith("no CUDA graphs on cpu")
         assert (record.figures is not None) == phase.timed
         if record.figures is not None:
             assert (record.figures.floor.floor_s is None) == (phase.floor == "none")
     assert {p for p, _ in seen} == {"phase1", "phase2", "phase3", "drift"}
     assert {ws for _, ws in seen} == {1, 2}
-    assert all(counts == {5} for (phase, _), counts in seen.items() if phase == "phase3")
 
 
 def test_each_phase_gets_its_own_table_and_plots(training_run, tmp_path):
@@ -84,8 +96,19 @@ def test_each_phase_gets_its_own_table_and_plots(training_run, tmp_path):
     by_opt = phase3.groupby("optimizer").optimizer_mib.min()
     assert by_opt["sgd"] == 0 and by_opt["adamw"] > 0  # AdamW's two moments are counted
     assert set(phase3.variant.dropna()) == {"T1", "T2"}
-    for png in ("train_breakdown", "train_memory", "drift"):
+    assert (
+        phase3.grad_weight_dense_median_s.notna() == (phase3.method == "block_shock_half")
+    ).all()
+    for png in ("train_breakdown", "train_memory", "drift", "train_checks", "grad_weight"):
         assert (out / f"emulated_{png}.png").stat().st_size > 5000
+    checks = pd.read_csv(out / "tables" / "emulated_train_checks.csv")
+    assert set(checks.check) == {"grad_x", "grad_x_trajectory", "loss", "forward_copy",
+                                 "backward_copy", "master"}  # fmt: skip
+    assert set(checks.optimizer) == {"sgd", "adamw"} and (checks.max_over <= 1).all()
+    assert (checks.median_over > 0).any() and checks.cells.sum() >= 6 * len(phase3)
+    probe = pd.read_csv(out / "tables" / "emulated_train_probe.csv")
+    assert probe.cells.sum() == len(phase3) and (probe.off == 0).all()
+    assert set(probe.probe_rule) == {"exact", "rounding margin"}
     md = (out / "report.md").read_text()
     assert "### phase3 train step" in md and "### phase2 backward wrt input" in md
 
@@ -237,3 +260,31 @@ def test_a_study_record_that_fails_its_sidecar_is_refused_with_exit_2(study, tmp
     err = capsys.readouterr().err
     assert str(edited) in err and f"bench/{bench.name}: sha256 differs" in err
     assert not (tmp_path / "report").exists()
+
+
+def test_h2_is_stated_per_backend_and_never_divides_a_graph_step_by_an_eager_one():
+    """Two backends give two verdicts; a Block-Shock step that ran eagerly (its capture failed)
+    against a graph-replayed baseline is compared on both steps' eager medians, has no
+    interval and stays out of the verdict."""
+    t = planted(step_factor=1.5, fwd_factor=0.8).assign(mode="graph", step_eager_median_s=np.nan)
+    other = t[t.method == "block_shock_half"].assign(backend="triton")
+    t = pd.concat([t, other], ignore_index=True)
+    stated = {v.hypothesis: v for v in verdicts(t) if v.hypothesis.startswith("H2")}
+    assert sorted(k.split("backend ")[1].split(",")[0] for k in stated) == ["cslt", "triton"]
+    assert all(v.verdict == "supported" for v in stated.values())
+    # the triton step ran eagerly (2x its graph time: host overhead); the dense one has both
+    eager = t.method.eq("block_shock_half") & t.backend.eq("triton") & t.phase.eq("phase3")
+    t.loc[eager, "mode"] = "eager"
+    t.loc[eager, "median_s"] = t.loc[eager, "median_s"] * 2
+    dense3 = t.method.eq("dense_half") & t.phase.eq("phase3")
+    t.loc[dense3, "step_eager_median_s"] = t.loc[dense3, "median_s"] * 1.2
+    table = h2.table(t)
+    (mixed,) = table[table.backend == "triton"].itertuples()
+    assert mixed.modes == "eager (steps timed eager / graph)"
+    assert np.isnan(mixed.lo) and np.isnan(mixed.hi)
+    assert mixed.r_train == pytest.approx(2 * 1.5 / 1.2, rel=0.05)
+    (alike,) = table[table.backend == "cslt"].itertuples()
+    assert alike.modes == "graph" and alike.lo <= alike.ratio <= alike.hi
+    stated = {v.hypothesis: v for v in verdicts(t) if v.hypothesis.startswith("H2")}
+    (triton,) = [v for k, v in stated.items() if "backend triton" in k]
+    assert triton.verdict.startswith("not comparable")
