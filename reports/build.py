@@ -15,11 +15,12 @@ from rich.console import Console
 
 from common.phases import with_primary
 from reports.analysis import figures as analysis
-from reports.analysis.verdicts import verdicts
+from reports.analysis.predicted import predictions
+from reports.analysis.verdicts import Verdict, verdicts
 from reports.read import study
-from reports.read.load import load
+from reports.read.load import Imported, load
 from reports.read.outcomes import sort_out
-from reports.render import outdir, train_section
+from reports.render import imported, outdir, train_section
 from reports.render.html import md_table, page, warning
 from reports.render.section import section
 
@@ -32,15 +33,43 @@ def _emulated(df: pd.DataFrame, emulated: bool) -> pd.DataFrame:
     return df[df.emulated.astype(bool) == emulated] if not df.empty else df
 
 
-def _verdicts(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
-    md = ["## Verdicts (GPU results only)", ""]
-    for v in verdicts(gpu_t):
+def _verdict_lines(vs: list[Verdict], tables: Path) -> list[str]:
+    md = []
+    for v in vs:
         md += [f"- **{v.hypothesis}**: {v.verdict}, on {v.basis}"]
         if not v.table.empty:
             v.table.to_csv(tables / f"verdict_{v.slug}.csv", index=False)
             for _, r in v.table.iterrows():
                 shared = " (ranks shared one GPU)" if r.get("shared_device") else ""
                 md.append(f"  - {r.label} = {r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]{shared}")
+    return md
+
+
+def _verdicts(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
+    return ["## Verdicts (GPU results only)", "", *_verdict_lines(verdicts(gpu_t), tables), ""]
+
+
+def _predicted(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
+    """H1 and H3 predicted for two GPUs from the one-GPU halves, in a section of their own."""
+    p = predictions(gpu_t)
+    if not p.verdicts and not p.notes:
+        return []
+    md = [
+        "## Predicted two-GPU verdicts (composed from one GPU's halves: a model, not measured)",
+        "",
+        "Where these inputs hold a two-GPU method's one-GPU halves on a shape but no two-GPU "
+        "cell, each two-GPU forward is predicted as its rank's measured half plus the link "
+        "model's collective (reports/model/compose.py). The intervals resample the halves and "
+        "the link model's residuals; they do not cover what composition leaves out (README, "
+        '"Two GPUs from one", says how far such predictions fell from measured two-GPU runs).',
+        "",
+        *_verdict_lines(p.verdicts, tables),
+    ]
+    md += [f"- Not predicted: {n}" for n in p.notes]
+    if not p.composed.empty:
+        p.composed.to_csv(tables / "predicted_two_gpu.csv", index=False)
+        md += ["", "### The composed two-GPU forwards these predictions rest on", ""]
+        md += [md_table(p.composed)]
     return md + [""]
 
 
@@ -68,6 +97,13 @@ def _model(gpu_t: pd.DataFrame, tables: Path) -> list[str]:
     return md + [""]
 
 
+def _imported_count(i: Imported) -> list[str]:
+    if i.cells.empty and not i.skipped:
+        return []
+    skipped = f", {len(i.skipped)} skipped (listed in its section)" if i.skipped else ""
+    return [f"imported (the original study): {i.runs} runs read, {len(i.cells)} cells{skipped}."]
+
+
 def build(inputs: list[Path], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     outdir.check_target(out_dir, inputs)
@@ -87,7 +123,7 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
         md += [line for r in data.runs if r.problem for line in (warning(r.problem), "")]
         md += study.section(data.studies)
         md += ["Inputs: " + ", ".join(str(p) for p in inputs), "", "## Cells", ""]
-        md += [*o.counts, ""]
+        md += [*o.counts, *_imported_count(data.imported), ""]
         if not o.left_out.empty:
             o.left_out.to_csv(tables / "left_out.csv", index=False)
             md += [
@@ -97,11 +133,13 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
                 "",
             ]
         console.print("[bold]verdicts[/] (bootstrap 95% intervals)")
-        md += _verdicts(gpu_all, tables) + _model(gpu_t, tables)
-        original = analysis.study_table(gpu_t)
+        md += _verdicts(gpu_all, tables) + _predicted(gpu_all, tables) + _model(gpu_t, tables)
+        original = analysis.study_table(gpu_t, data.imported.cells)
         original.to_csv(tables / "original_study.csv", index=False)
-        md += ["## The original study beside ours (ratios; each row names its GPU)", ""]
-        md += [md_table(original), ""]
+        md += ["## The original study beside ours (ratios; each row names its GPU and timing)"]
+        md += ["", md_table(original) if not original.empty else "No GPU ratios here.", ""]
+        if data.imported.cells.empty:
+            md += [imported.HOW_TO_ADD, ""]
         console.print("[bold]plots[/]")
         figs: list[str] = []
         for emulated, t, every, checked, prefix, title, clock in (
@@ -114,6 +152,8 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
             recs = _emulated(records, emulated) if records is not None else pd.DataFrame()
             train, g = train_section.section(every, recs, tmp, prefix, clock)
             md, figs = md + sec + train, figs + f + g
+        sec, f = imported.section(data.imported, tmp)
+        md, figs = md + sec, figs + f
         (tmp / "report.md").write_text("\n".join(md))
         (tmp / "report.html").write_text(page("\n".join(md), tmp))
         console.print(f"[bold]writing[/] {out_dir} ({len(figs)} plots)")

@@ -13,15 +13,6 @@ from kernels import registry
 from kernels.registry import Pair
 from measure.timing import floors
 
-# docs/DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
-# column names (a method's spec names its column: `original_study`).
-ORIGINAL_STUDY_COLUMNS = ("dense_single", "dense_tp", "masked_split", "block_shock")
-ORIGINAL_STUDY = {
-    4096: (0.027, 0.127, 0.133, 1.06),
-    16384: (0.91, 0.88, 1.32, 1.53),
-    40960: (5.62, 3.84, 6.61, 4.40),
-    81920: (22.85, 13.32, 24.79, 15.63),
-}
 KEY = ["N", "N_out", "B", "dtype", "workload", "bias", "emulated"]
 
 
@@ -182,61 +173,60 @@ def _study_column(p: Pair) -> str:
     return f"{num}/{den}"
 
 
-def _original(p: Pair) -> tuple[int, int] | None:
-    """Where both methods of a ratio sit in the original study's table, if they do."""
-    names = [registry.spec(m).original_study for m in (p.numerator, p.denominator)]
-    if p.proxy or not all(n in ORIGINAL_STUDY_COLUMNS for n in names):
-        return None
-    num, den = (ORIGINAL_STUDY_COLUMNS.index(str(n)) for n in names)
-    return num, den
-
-
 def _column(method: str) -> str:
     """The original study's table column for one of our methods (its own name where none)."""
     peer = registry.spec(method).original_study
     return peer.column if peer is not None else method
 
 
-def study_table(t: pd.DataFrame) -> pd.DataFrame:
-    """The original study's ratios beside ours, each labelled with its GPU."""
-    rows = []
-    compared = registry.pairs("study")
-    for n, times in ORIGINAL_STUDY.items():
-        row: dict = {
-            "source": "original study",
-            "gpu": "2x RTX PRO 4000 Blackwell",
-            "N": n,
-            "B": 64,
-        }
-        for p in compared:
-            at = _original(p)
-            if at is not None:
-                row[_study_column(p)] = times[at[0]] / times[at[1]]
-        rows.append(row)
+ORIGINAL = "original study (imported)"
+STUDY_HEAD = ["source", "gpu", "timing", "N", "B", "2:4 backend"]
+HARNESS = "this harness"
+
+
+def study_table(t: pd.DataFrame, imported: pd.DataFrame) -> pd.DataFrame:
+    """The original study's ratios beside ours, one row per source, GPU, shape and 2:4 backend,
+    each naming its timing. The original's come from its records given as input (imported:
+    one eager p50 per cell, the median over its repeated runs), computed exactly as ours are;
+    without them the table holds ours alone."""
     gpu = t[~t.emulated.astype(bool)] if not t.empty else t
-    if not gpu.empty:  # one row per 2:4 backend: medians are never pooled across backends
-        gpu = gpu.assign(kernel=kernel_label(gpu))
-        sparse = gpu.kernel != gpu.method
-        backends = sorted(gpu.backend[sparse].dropna().unique()) or [None]
-    for (n, b), g in gpu.groupby(["N", "B"]) if not gpu.empty else []:
-        for backend in backends:
-            row = _study_row(g, n, b, backend, compared)
-            if len(row) > 5:  # a shape with at least one ratio
-                rows.append(row)
-    return pd.DataFrame(rows)
+    rows = []
+    for source, frame in ((ORIGINAL, imported), (HARNESS, gpu)):
+        if frame.empty:
+            continue
+        frame = frame.assign(kernel=kernel_label(frame))
+        sparse = frame.kernel != frame.method
+        backends = sorted(frame.backend[sparse].dropna().unique()) or [None]
+        for (n, b), g in frame.groupby(["N", "B"]):
+            for backend in backends:
+                row = _study_row(g, n, b, backend, source)
+                if row is not None:
+                    rows.append(row)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=STUDY_HEAD)
 
 
-def _study_row(
-    g: pd.DataFrame, n: int, b: int, backend: str | None, compared: tuple[Pair, ...]
-) -> dict:
-    """Our ratios on one shape, the 2:4 methods' rows on `backend` only."""
+def _timing(g: pd.DataFrame, source: str) -> str:
+    """How a row's times were taken, as the table states it."""
+    if source == ORIGINAL:
+        return "eager p50 of one call (the original's timer)"
+    modes = sorted(g["mode"].dropna().unique()) if "mode" in g else []
+    return f"{'/'.join(modes) or 'graph'} median (this harness's timer)"
+
+
+def _study_row(g: pd.DataFrame, n: int, b: int, backend: str | None, source: str) -> dict | None:
+    """The ratios on one shape, the 2:4 methods' rows on `backend` only; None where none of the
+    table's ratios can be taken."""
     sparse = g.kernel != g.method
     g = g[~sparse | (g.backend == backend)]
     med = g.groupby("method").median_s.median()
+    ratios = {
+        _study_column(p): med[p.numerator] / med[p.denominator]
+        for p in registry.pairs("study")
+        if {p.numerator, p.denominator} <= set(med.index)
+    }
+    if not ratios:
+        return None
     named = "gpu" in g and g.gpu.notna().any()
     label = g.gpu.dropna().iloc[0] if named else "GPU (not named in the input)"
-    row = {"source": "this harness", "gpu": label, "N": n, "B": b, "2:4 backend": backend}
-    for p in compared:
-        if {p.numerator, p.denominator} <= set(med.index):
-            row[_study_column(p)] = med[p.numerator] / med[p.denominator]
-    return row
+    head = (source, label, _timing(g, source), n, b, backend)
+    return {**dict(zip(STUDY_HEAD, head, strict=True)), **ratios}

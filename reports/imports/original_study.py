@@ -66,6 +66,8 @@ class ImportedCell:
     sweep: str
     source: str
     samples: tuple[float, ...] | None = None  # the original kept summaries only
+    runs: int = 1  # runs pooled into this cell (`pooled`)
+    spread: float = 0.0  # (max - min) / median of the pooled runs' p50s
     phase: str = "phase1"
     mode: str = "eager"
     timing: str = TIMING
@@ -233,32 +235,20 @@ def pooled(cells: Iterable[ImportedCell]) -> tuple[ImportedCell, ...]:
     out = []
     for group in groups.values():
         colls = [c.collective_median_s for c in group if c.collective_median_s is not None]
-        first = group[0]
+        first, medians = group[0], [c.median_s for c in group]
         out.append(
             replace(
                 first,
-                median_s=statistics.median(c.median_s for c in group),
+                median_s=statistics.median(medians),
                 p95_s=statistics.median(c.p95_s for c in group),
                 mean_s=statistics.median(c.mean_s for c in group),
                 calls=sum(c.calls for c in group),
                 collective_median_s=statistics.median(colls) if colls else None,
                 run_id=f"median of {len(group)} runs",
+                runs=len(group),
+                spread=(max(medians) - min(medians)) / statistics.median(medians),
                 sweep=",".join(sorted({c.sweep for c in group})),
                 source=",".join(sorted(c.source for c in group)),
             )
         )
     return tuple(sorted(out, key=lambda c: (c.method, c.N, c.B)))
-
-
-def typed_table(cells: Iterable[ImportedCell]) -> dict[int, dict[str, float]]:
-    """The shape of reports/analysis/figures.py's ORIGINAL_STUDY, derived from the records:
-    per N (B=64), each method's forward p50 in ms, the median over every run of that cell."""
-    by: dict[int, dict[str, list[float]]] = {}
-    for c in cells:
-        peer = registry.spec(c.method).original_study
-        if c.B == 64 and peer is not None:
-            by.setdefault(c.N, {}).setdefault(peer.column, []).append(c.median_s)
-    return {
-        n: {col: statistics.median(v) * 1e3 for col, v in sorted(cols.items())}
-        for n, cols in sorted(by.items())
-    }

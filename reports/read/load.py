@@ -1,9 +1,14 @@
-"""Read pytest-benchmark JSON files and run folders into tables, refusing what does not add up.
+"""Read pytest-benchmark JSON files, run folders, study folders and the original study's records
+into tables, refusing what does not add up.
 
 Each benchmark becomes a row (its cell axes, device-time samples, extra_info); each cell record
-of a run folder becomes a row (status, failure, error figures). Inputs are checked as they are
-read: a missing, empty or malformed file, an input given twice, or one cell found twice raises
-ReportInputError naming the file and the field or cell.
+of a run folder becomes a row (status, failure, error figures). A folder in the original
+Block-Shock study's layout (its `results/official`, a sweep, or one run folder:
+`phase1_forward/<method>/<run_id>/metrics.jsonl` beside `env.json`) is read through
+reports/imports/original_study.py into rows of their own, labelled imported, never mixed with
+the harness's. Inputs are checked as they are read: a missing, empty or malformed file, an input
+given twice, or one cell (or original run) found twice raises ReportInputError naming the file
+and the field or cell.
 """
 
 from __future__ import annotations
@@ -21,12 +26,23 @@ from common.errors import RecordError, ReportInputError
 from common.schema.codec import float_keys, to_json
 from common.schema.figures import CellFigures
 from common.schema.versions import read_figures
+from reports.imports import original_study
 from reports.read.fields import field, number, numbers, read_json
 from reports.read.records import RunState, load_run
 from reports.read.study import Study, is_study, pool_cycles, read_study
 
 # the figures' float keys: a missing one is NaN in the tables, as a number is where present
 FLOAT_KEYS = float_keys(CellFigures)
+
+
+@dataclass
+class Imported:
+    """The original study's records among the inputs: one row per cell, its repeated runs
+    pooled (original_study.pooled: the median of their p50s, as a study pools its cycles)."""
+
+    cells: pd.DataFrame  # ImportedCell.row() each: imported, imported_from, timing, runs, ...
+    runs: int = 0  # run folders read
+    skipped: list[tuple[str, str]] = dc_field(default_factory=list)  # (run, why)
 
 
 @dataclass
@@ -37,6 +53,7 @@ class Inputs:
     records: pd.DataFrame  # one row per cell record, every phase and status
     runs: list[RunState]
     studies: list[Study] = dc_field(default_factory=list)
+    imported: Imported = dc_field(default_factory=lambda: Imported(pd.DataFrame()))
 
 
 def _benchmark_row(b: dict[str, Any], i: int, path: Path) -> dict[str, Any]:
@@ -99,6 +116,39 @@ def _refuse_duplicates(df: pd.DataFrame, what: str) -> None:
         raise ReportInputError(f"{name}: {what} found twice, in {places}; give each cell once")
 
 
+def is_original(path: Path) -> bool:
+    """A folder in the original study's layout: one of its run folders (metrics.jsonl beside
+    env.json), or a folder holding them at phase1_forward/<method>/<run_id>/."""
+    p = Path(path)
+    if (p / "metrics.jsonl").is_file() and (p / "env.json").is_file():
+        return True
+    return next(p.glob("**/phase1_forward/*/*/metrics.jsonl"), None) is not None
+
+
+def _imported(folders: list[Path]) -> Imported:
+    """The original study's runs under `folders`, pooled per cell; a run reached through two
+    inputs (a sweep and the results folder above it) is refused, as a cell found twice is."""
+    if not folders:
+        return Imported(pd.DataFrame())
+    seen: dict[Path, Path] = {}
+    cells: list[original_study.ImportedCell] = []
+    skipped: list[tuple[str, str]] = []
+    for folder in folders:
+        result = original_study.load([folder])
+        for c in result.cells:
+            run = Path(c.source).resolve()
+            if run in seen:
+                raise ReportInputError(
+                    f"{c.source}: an original-study run found twice, under {seen[run]} and "
+                    f"{folder}; give each run once"
+                )
+            seen[run] = folder
+        cells += result.cells
+        skipped += result.skipped
+    rows = [c.row() for c in original_study.pooled(cells)]
+    return Imported(pd.DataFrame(rows), len(cells), list(skipped))
+
+
 def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Study]]:
     """Each input as (file or run folder, its study cycle or None); a study folder becomes its
     slices' benchmark files and run folders."""
@@ -123,13 +173,17 @@ def load(inputs: list[Path]) -> Inputs:
     """Benchmark entries, cell records and run states of JSON files, run folders and study
     folders."""
     expanded, studies = _expand(inputs)
-    timed, records, runs = [], [], []
+    timed, records, runs, originals = [], [], [], []
     for p, cycle in expanded:
         if p.is_dir():
+            if not (p / "cells").is_dir() and is_original(p):
+                originals.append(p)
+                continue
             if not (p / "cells").is_dir():
                 raise ReportInputError(
-                    f"{p}: a folder, but neither a run folder (no cells/) "
-                    "nor a study folder (no manifest.json)"
+                    f"{p}: a folder, but neither a run folder (no cells/), a study folder (no "
+                    "manifest.json) nor the original study's records (no "
+                    "phase1_forward/<method>/<run_id>/metrics.jsonl under it)"
                 )
             state, recs = load_run(p)
             runs.append(state)
@@ -142,4 +196,4 @@ def load(inputs: list[Path]) -> Inputs:
     cells = pd.DataFrame(records) if records else empty.assign(status=[])
     _refuse_duplicates(benchmarks, "benchmark")
     _refuse_duplicates(cells, "cell record")
-    return Inputs(pool_cycles(benchmarks), cells, runs, studies)
+    return Inputs(pool_cycles(benchmarks), cells, runs, studies, _imported(originals))

@@ -9,18 +9,16 @@ from pathlib import Path
 import markdown
 import pandas as pd
 
+from reports.render.units import for_display
+
 
 def md_table(df: pd.DataFrame) -> str:
-    """A markdown table; missing values (None, NaN) read "-"."""
-
-    def fmt(v):
-        if v is None or (isinstance(v, float) and v != v):
-            return "-"
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    head = "| " + " | ".join(df.columns) + " |"
-    sep = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    """A markdown table as a reader takes it in (reports.render.units): times in ms or us with
+    the unit in the header, three significant digits, missing values (None, NaN) as "-"."""
+    shown = for_display(df)
+    head = "| " + " | ".join(shown.columns) + " |"
+    sep = "| " + " | ".join("---" for _ in shown.columns) + " |"
+    body = ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 
 

@@ -116,9 +116,9 @@ def test_a_report_of_the_run_shows_them_labelled_from_the_registry(extension_run
         _python(
             "import json\n"
             "import pandas as pd\n"
-            "from reports.render import plots\n"
-            f"t = plots._series(pd.read_csv({str(out / 'tables' / 'emulated_phase1.csv')!r}))\n"
-            "print(json.dumps({s: v['color'] for s, v in plots._styles(t).items()}))"
+            "from reports.render import looks\n"
+            f"t = looks.with_series(pd.read_csv({str(out / 'tables' / 'emulated_phase1.csv')!r}))\n"
+            "print(json.dumps({s: v['color'] for s, v in looks.styles(t).items()}))"
         )
     )
     assert looks[METHOD_LABEL] == "tab:gray"  # its label and colour, as registered

@@ -29,9 +29,6 @@ NOT_NAMES = {
     # a machine description's rate keys (bf16_dense, bf16_sparse), not the dense kernel
     ("reports/model/machine.py", "dense"),
     ("reports/imports/original_study.py", "emulated"),
-    # the original study's own column names (docs/DESIGN.md); a spec's `original_study` maps to them
-    ("reports/analysis/figures.py", "dense_single"),
-    ("reports/analysis/figures.py", "block_shock"),
     # matplotlib's aspect="auto" and --bs-device's auto (cuda where one is visible), not the backend
     ("reports/planner.py", "auto"),
     ("measure/plugin/options.py", "auto"),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kernels import registry
 from reports.__main__ import main
 from reports.analysis import figures as analysis
 from reports.analysis import h2
@@ -18,27 +19,15 @@ from reports.analysis.verdicts import verdicts
 from reports.build import build
 from reports.read.load import load
 from reports.read.outcomes import sort_out
-from tests.conftest import ROOT, run_bench
+from tests.conftest import ROOT
+from tests.reports.conftest import MATRIX
 
-MATRIX = str(ROOT / "tests" / "data" / "report_matrix.json")
 PLANTED = "phase1[dense_half-N128-B8-bf16-gaussian-ws1]"
 
 
 @pytest.fixture(scope="module")
-def harness_run(tmp_path_factory):
-    """phase1, phase2, phase3 and drift of the one-GPU and two-rank pairs (15 cells)."""
-    tmp = tmp_path_factory.mktemp("train")
-    run_bench(
-        "--suite", "report", "--bs-matrix", MATRIX,
-        f"--benchmark-json={tmp / 'bench.json'}", "--bs-results", str(tmp / "results"),
-    )  # fmt: skip
-    (run_dir,) = (tmp / "results").iterdir()
-    return tmp / "bench.json", run_dir
-
-
-@pytest.fixture(scope="module")
-def timed(harness_run):
-    return sort_out(load(list(harness_run))).timed
+def timed(training_run):
+    return sort_out(load(list(training_run))).timed
 
 
 def as_gpu(t: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +35,7 @@ def as_gpu(t: pd.DataFrame) -> pd.DataFrame:
     return t.assign(emulated=False)
 
 
-def test_each_record_holds_what_its_phase_describes(harness_run):
+def test_each_record_holds_what_its_phase_describes(training_run):
     """Every record of the run reads back strictly as the current record version, times only
     what its phase names (no more measurements than the study charges it, common/phases.py),
     publishes the phase's primary timing and fills exactly the phase figures it lists; phase3
@@ -58,7 +47,7 @@ def test_each_record_holds_what_its_phase_describes(harness_run):
     from common.schema.phase_figures import TRAIN_CHECKS
     from common.schema.versions import RECORD_VERSION, read_cell_record
 
-    _, run_dir = harness_run
+    _, run_dir = training_run
     seen = {}
     for path in (run_dir / "cells").glob("*/*.json"):
         doc = json.loads(path.read_text())
@@ -92,8 +81,8 @@ def test_each_record_holds_what_its_phase_describes(harness_run):
     assert {ws for _, ws in seen} == {1, 2}
 
 
-def test_each_phase_gets_its_own_table_and_plots(harness_run, tmp_path):
-    out = build(list(harness_run), tmp_path / "report")
+def test_each_phase_gets_its_own_table_and_plots(training_run, tmp_path):
+    out = build(list(training_run), tmp_path / "report")
     phase1 = pd.read_csv(out / "tables" / "emulated_phase1.csv")
     assert len(phase1) == 4 and (phase1.floor_s > 0).all()  # phase2/3 rows stay out of it
     phase2 = pd.read_csv(out / "tables" / "emulated_phase2.csv")
@@ -207,19 +196,21 @@ def test_h1_is_stated_per_backend_and_the_backend_is_in_the_table():
     assert table.set_index("backend").vs_dense_half["triton"] == pytest.approx(1.6, rel=0.05)
 
 
-def test_drift_plot_draws_one_line_and_its_bound_per_method(harness_run, monkeypatch, tmp_path):
+def test_drift_plot_draws_one_line_and_its_bound_per_method(training_run, tmp_path):
     from reports.render import train_plots
+    from tests.reports.conftest import figures
 
-    drawn = {}
-    monkeypatch.setattr(train_plots, "_save", lambda fig, out, name: drawn.setdefault(name, fig))
-    records = load([harness_run[1]]).records
-    train_plots.drift(records, tmp_path, "x_")
-    (ax,) = drawn["x_drift.png"].axes
-    assert len(ax.lines) == 4  # two methods: error and bound each
+    records = load([training_run[1]]).records
+    with figures() as drawn:
+        train_plots.drift(records, tmp_path, "x_")
+    (panel,) = drawn["x_drift.png"].panels
+    assert len(panel.series) == 2  # two methods, one line each
     d = records[records.phase == "drift"].set_index("method")
-    ys = sorted(tuple(ln.get_ydata()) for ln in ax.lines)
+    ys = set(panel.y.values())
     for m in ("dense_half", "block_shock_half"):
-        assert tuple(d.drift_errors[m]) in ys and tuple(d.drift_bounds[m]) in ys
+        assert tuple(d.drift_errors[m]) in ys
+        (bound,) = [r for r in panel.references if registry.label(m) in r]
+        assert panel.y[bound] == pytest.approx(d.drift_bounds[m], rel=0.02)  # drawn once if same
         assert max(d.drift_errors[m]) < min(d.drift_bounds[m][-1:])  # passed: under its bound
 
 
