@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.schema.codec import omitted_when_none
+
 
 @dataclass(kw_only=True)
 class DeviceState:
@@ -43,7 +45,8 @@ class Environment:
     nvml_name: str | None = None
     power_limit_w: float | None = None
     max_sm_clock_mhz: int | None = None
-    max_mem_clock_mhz: int | None = None
+    # added after record version 3 was frozen: left out while None, so v3 runs without it load
+    max_mem_clock_mhz: int | None = omitted_when_none()
     nvml: str | None = None  # "unavailable: <why>" where NVML could not be read
 
 

@@ -242,3 +242,20 @@ print("ok")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "blocked: torch is blocked" in out.stdout and out.stdout.strip().endswith("ok")
+
+
+def test_a_version_3_environment_written_before_max_mem_clock_mhz_still_loads():
+    """The field came after record version 3 was written by many runs: a strict read of one of
+    theirs must not call it missing, and a GPU rank's value must survive a round trip."""
+    import dataclasses
+
+    from common.schema.codec import from_json, to_json
+    from common.schema.machine import Environment
+
+    old = {f.name: None for f in dataclasses.fields(Environment)}
+    old.update(host="h", python="3.11", torch="2.13", cpu="x", device_type="cpu", commit="c")
+    del old["max_mem_clock_mhz"]
+    assert from_json(Environment, old, "environment").max_mem_clock_mhz is None
+    gpu = from_json(Environment, {**old, "max_mem_clock_mhz": 2619}, "environment")
+    assert to_json(gpu)["max_mem_clock_mhz"] == 2619
+    assert "max_mem_clock_mhz" not in to_json(from_json(Environment, old, "environment"))
