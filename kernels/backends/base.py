@@ -106,5 +106,18 @@ def check_semi_structured(name: str, n_out: int, n_in: int, dtype: torch.dtype, 
         )
 
 
+class SemiStructured(Backend):
+    """A backend on torch's semi-structured kernels (cuSPARSELt, CUTLASS through F.linear): a
+    CUDA GPU, 16-bit values, weight dims multiples of 64. Said once here for all of them."""
+
+    def available(self, device: torch.device) -> str | None:
+        return needs_cuda(self.name, device)
+
+    def check_shape(
+        self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
+    ) -> None:
+        check_semi_structured(self.name, n_out, n_in, dtype, where)
+
+
 def tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()

@@ -21,13 +21,7 @@ import torch
 
 from common.errors import CellSpecError
 from kernels import alg_cache
-from kernels.backends.base import (
-    Backend,
-    HalfRecord,
-    check_semi_structured,
-    needs_cuda,
-    tensor_bytes,
-)
+from kernels.backends.base import HalfRecord, SemiStructured, tensor_bytes
 
 FP16_SEARCH_BROKEN = (
     "alg search skipped: cuSPARSELt 0.8.0's search raises an internal error for fp16 on an "
@@ -164,14 +158,11 @@ class CsltHalf:
         self.packed.copy_(torch._cslt_compress(w_masked.contiguous()))
 
 
-class Cslt(Backend):
-    def available(self, device: torch.device) -> str | None:
-        return needs_cuda(self.name, device)
-
+class Cslt(SemiStructured):
     def check_shape(
         self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
     ) -> None:
-        check_semi_structured(self.name, n_out, n_in, dtype, where)
+        super().check_shape(n_out, n_in, batch, dtype, where)
         if batch % 8:
             raise CellSpecError(f"{where}: cuSPARSELt needs B a multiple of 8, got {batch}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from kernels import alg_cache
-from kernels.backends.base import Backend, check_semi_structured, needs_cuda
+from kernels.backends.base import SemiStructured
 from kernels.backends.cslt import CsltHalf, safe_alg
 
 PAD_BATCHES = (64, 128, 256)
@@ -29,15 +29,7 @@ class PaddedCsltHalf(CsltHalf):
         return super().product(self.x_padded)[: x.shape[0]]
 
 
-class CsltPadded(Backend):
-    def available(self, device: torch.device) -> str | None:
-        return needs_cuda(self.name, device)
-
-    def check_shape(
-        self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
-    ) -> None:
-        check_semi_structured(self.name, n_out, n_in, dtype, where)
-
+class CsltPadded(SemiStructured):
     def build(
         self,
         w_masked: torch.Tensor,

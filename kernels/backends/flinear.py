@@ -8,13 +8,7 @@ import torch.nn.functional as F
 from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
 
 from common.errors import CellSpecError
-from kernels.backends.base import (
-    Backend,
-    HalfRecord,
-    check_semi_structured,
-    needs_cuda,
-    tensor_bytes,
-)
+from kernels.backends.base import HalfRecord, SemiStructured, tensor_bytes
 
 
 class FLinearHalf:
@@ -39,15 +33,7 @@ class FLinearHalf:
         self.weight = to_sparse_semi_structured(w_masked.contiguous())
 
 
-class FLinear(Backend):
-    def available(self, device: torch.device) -> str | None:
-        return needs_cuda(self.name, device)
-
-    def check_shape(
-        self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
-    ) -> None:
-        check_semi_structured(self.name, n_out, n_in, dtype, where)
-
+class FLinear(SemiStructured):
     def build(
         self,
         w_masked: torch.Tensor,
