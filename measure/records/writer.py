@@ -5,10 +5,14 @@ Layout of a run (default under results/, which git ignores):
     results/<run_id>/run.json                      environment, options, seed, ceilings, status
     results/<run_id>/cells/<phase>/<cell id>.json  the cell's outcome (pass or fail), figures
     results/<run_id>/series/<cell name>.rank<r>.csv power/clock/temperature time series
+    results/<run_id>/benchmarks.json               pytest-benchmark's JSON of the timed cells
+                                                   (unless --benchmark-json puts it elsewhere)
 Nothing is written until the first cell ends (so `--help` or `--co` leave no folder). A crash
 loses at most the cell in flight: each file is written whole (temp file, then rename), and
-run.json says "running" until the run ends ("completed" or "interrupted"), so a run that died
-is told from one that finished.
+run.json says "running" until the run ends ("completed" or "interrupted", with the signal that
+stopped it), so a run that died is told from one that finished. run.json and every record
+carry the `attempt` that wrote them: the study slice (--bs-attempt) and torchrun's restart
+count, so a study tells a killed attempt's records from the ones it keeps.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from measure.timing.policy import MEASUREMENT_VERSION
 
 RECORD_VERSION = 2
 MARKER = ".block-shock-run"
+BENCHMARK_JSON = "benchmarks.json"  # the run folder's benchmark samples (measure.plugin.hooks)
 
 
 def _clean(obj):
@@ -44,9 +49,17 @@ def write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def attempt_of(study_attempt: str | None) -> dict:
+    """Who wrote a record: the study's attempt id (None outside a study) and torchrun's restart
+    count (None outside torchrun)."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    return {"id": study_attempt, "restart_count": None if restart is None else int(restart)}
+
+
 class RunRecords:
-    def __init__(self, root: Path, run_id: str | None = None):
+    def __init__(self, root: Path, run_id: str | None = None, attempt: str | None = None):
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+        self.attempt = attempt_of(attempt)
         self.dir = Path(root) / self.run_id
         self.started = False
         self.cells = 0
@@ -54,6 +67,7 @@ class RunRecords:
             "record_version": RECORD_VERSION,
             "measurement_version": MEASUREMENT_VERSION,
             "run_id": self.run_id,
+            "attempt": self.attempt,
             "started": time.time(),
             "status": "running",
             "ended": None,
@@ -78,12 +92,16 @@ class RunRecords:
             self.started = True
             write_json(self.dir / "run.json", self.run_doc)
 
-    def finish(self, exitstatus: int | None, interrupted: bool) -> None:
-        """Close the run file: completed or interrupted, with pytest's exit status."""
+    def finish(
+        self, exitstatus: int | None, interrupted: bool, stopped_by: str | None = None
+    ) -> None:
+        """Close the run file: completed or interrupted (with the signal that stopped it, if
+        one did), with the run's exit status."""
         self.update_run(
             status="interrupted" if interrupted else "completed",
             ended=time.time(),
             exitstatus=exitstatus,
+            stopped_by=stopped_by,
         )
 
     def write_cell(self, result) -> Path:
@@ -112,6 +130,7 @@ class RunRecords:
                 "record_version": RECORD_VERSION,
                 "measurement_version": MEASUREMENT_VERSION,
                 "run_id": self.run_id,
+                "attempt": self.attempt,
                 "cell": cell.as_dict(),
                 "name": cell.name,
                 **doc,

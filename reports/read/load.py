@@ -16,6 +16,7 @@ import pandas as pd
 
 from common.errors import ReportInputError
 from measure.cells.matrix import AXES, CellSpec
+from measure.records.writer import BENCHMARK_JSON
 from reports.read.fields import field, number, numbers, read_json
 from reports.read.records import RunState, load_run
 from reports.read.study import Study, is_study, pool_cycles, read_study
@@ -128,7 +129,7 @@ def _refuse_duplicates(df: pd.DataFrame, what: str) -> None:
 
 def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Study]]:
     """Each input as (file or run folder, its study cycle or None); a study folder becomes its
-    slices' benchmark files and run folders."""
+    slices' benchmark files and run folders, and a run folder brings its own benchmark file."""
     seen: dict[Path, Path] = {}
     for p in map(Path, inputs):
         if p.resolve() in seen:
@@ -142,6 +143,9 @@ def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Stu
             out += [*s.bench.items(), *s.runs.items()]
         else:
             out.append((p, None))
+            samples = p / BENCHMARK_JSON  # a run folder holds its timings (unless given apart)
+            if p.is_dir() and samples.is_file() and samples.resolve() not in seen:
+                out.append((samples, None))
     return out, studies
 
 

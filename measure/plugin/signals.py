@@ -1,0 +1,109 @@
+"""Stopping a run: SIGTERM (a scheduler's time limit, `timeout`, `kill`) and SIGHUP (a closed
+terminal) are handled like SIGINT (Ctrl+C), and a run started by the harness stops with its
+parent.
+
+The first of these signals raises `RunStopped` (a KeyboardInterrupt) in the main thread, so
+pytest ends the session as it does on Ctrl+C: the cell in flight is abandoned unrecorded, the
+rank pools are killed (`BenchSession.close`), the stack files go with them, `run.json` says
+`interrupted` with the signal's name, and the exit status is 128 + the signal (130, 143, 129),
+as a shell reports a process the signal killed. Later signals are ignored while that clean-up
+runs (it is bounded: pools are killed, not waited for), and so is one that comes once the
+session is ending anyway; SIGKILL ends it at once.
+
+A pytest started by the harness (a study's slice, with `BS_PARENT_PID` in its environment)
+stops the same way when that parent ends (measure.ranks.lifetime), and is SIGKILLed with its
+process group if it is still alive `ORPHAN_GRACE_S` later.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from common.errors import RunStopped
+from measure.ranks.lifetime import PARENT_ENV, die_with_parent
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+ORPHAN_GRACE_S = 10.0
+
+
+class StopSignals:
+    """The run's handler of the stop signals, and which one came first."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.finishing = False  # the session is ending anyway: a signal now changes nothing
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (an embedded pytest keeps its host's)
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signum is None and not self.finishing:
+            self.signum = signum
+            raise RunStopped(signum)
+
+    @property
+    def name(self) -> str | None:
+        """SIGTERM, SIGHUP or SIGINT once one came, else None."""
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    @property
+    def exitstatus(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
+
+
+_KEY = pytest.StashKey[StopSignals]()
+
+
+def stop_signals(config) -> StopSignals | None:
+    """The run's StopSignals (None for --help, which installs none)."""
+    return config.stash.get(_KEY, None)
+
+
+def _arm_parent() -> None:
+    """Die with the harness process named in the environment: a direct child of it arms the
+    kernel's signal too; a grandchild (a torchrun worker) watches its own parent."""
+    expected = os.environ.get(PARENT_ENV)
+    if not expected:
+        return
+    direct = os.getppid() == int(expected)
+    parent = int(expected) if direct else os.getppid()
+    die_with_parent(parent, signal.SIGTERM, ORPHAN_GRACE_S, kernel=direct)
+
+
+def pytest_configure(config):
+    if config.option.help:
+        return
+    stop = StopSignals()
+    stop.install()
+    config.stash[_KEY] = stop
+    _arm_parent()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    """A stopped run exits 128 + its signal (pytest would exit 2 for any interruption)."""
+    stop = stop_signals(session.config)
+    if stop is None:
+        return
+    stop.finishing = True
+    if stop.signum is not None:
+        session.exitstatus = stop.exitstatus
+
+
+def pytest_unconfigure(config):
+    stop = stop_signals(config)
+    if stop is not None:
+        stop.restore()
