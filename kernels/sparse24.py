@@ -31,6 +31,20 @@ def default_backend(device: torch.device) -> str:
     return "cslt" if device.type == "cuda" else "emulated"
 
 
+DIM_MULTIPLE = 64  # cuSPARSELt's (and so every GPU 2:4 kernel's) weight dims: the loosest
+
+
+def check_dims(n_out: int, n_in: int, backend: str, where: str) -> None:
+    """Raise CellSpecError unless both weight dims are multiples of DIM_MULTIPLE. Every GPU 2:4
+    kernel here needs that much (Triton more), so a shape that fails it runs on no GPU: the
+    emulated path refuses it too, as its result would stand for no GPU run."""
+    if n_out % DIM_MULTIPLE or n_in % DIM_MULTIPLE:
+        raise CellSpecError(
+            f"{where}: 2:4 kernels ({backend}) need both weight dims multiples of "
+            f"{DIM_MULTIPLE}, got {n_out} x {n_in}"
+        )
+
+
 def check_shape(n_out: int, n_in: int, batch: int, dtype: torch.dtype, backend: str, where: str):
     """Raise CellSpecError before anything runs if the semi-structured kernel cannot take it."""
     if backend == "emulated":
@@ -41,11 +55,7 @@ def check_shape(n_out: int, n_in: int, batch: int, dtype: torch.dtype, backend: 
         return check_triton(n_out, n_in, batch, dtype, where)
     if dtype not in (torch.bfloat16, torch.float16):
         raise CellSpecError(f"{where}: 2:4 kernels ({backend}) need bf16 or fp16, got {dtype}")
-    if n_out % 64 or n_in % 64:
-        raise CellSpecError(
-            f"{where}: 2:4 kernels ({backend}) need both weight dims multiples of 64, "
-            f"got {n_out} x {n_in}"
-        )
+    check_dims(n_out, n_in, backend, where)
     if backend == "cslt" and batch % 8:
         raise CellSpecError(f"{where}: cuSPARSELt needs B a multiple of 8, got {batch}")
 

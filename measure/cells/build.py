@@ -15,7 +15,7 @@ from common.dtypes import DTYPES
 from kernels.masks import make_mask_pair
 from kernels.methods import BuildArgs, Method
 from kernels.registry import MethodSpec, spec
-from kernels.sparse24 import check_shape, default_backend
+from kernels.sparse24 import check_dims, check_shape, default_backend
 from measure.cells.workloads import make_inputs
 
 
@@ -36,9 +36,14 @@ def unavailable_here(cell: CellSpec, device_type: str) -> str | None:
 
 
 def preflight(cell: CellSpec, device_type: str, requested_backend: str = "auto") -> None:
-    """Rules that depend on the machine; raised before any rank starts work on the cell."""
+    """Rules that depend on the machine; raised before any rank starts work on the cell. An
+    emulated 2:4 cell (CPU) must still have a shape some GPU 2:4 kernel takes: its result
+    stands for a GPU run, and one that no GPU can make is refused rather than emulated."""
     backend = resolve_backend(spec(cell.method), device_type, cell.backend or requested_backend)
-    if backend and backend != "emulated":
+    if backend == "emulated":
+        where = f"{cell.name} (on {device_type}: emulated, but no GPU could run it)"
+        check_dims(cell.N_out, cell.N, "any GPU backend", where)
+    elif backend:
         check_shape(cell.N_out, cell.N, cell.B, DTYPES[cell.dtype], backend, cell.name)
 
 
