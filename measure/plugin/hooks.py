@@ -1,5 +1,6 @@
-"""The plugin's hooks: the run's session when bench/ is collected, the cells' parametrization,
-their machine rules and the run's folders checked at collection, the summary at the end.
+"""The plugin's hooks: the run's session at configure (a matrix that cannot be read is an error
+of collecting bench/), the cells' parametrization, their machine rules and the run's folders
+checked at collection, the summary at the end.
 
 Cell functions in bench/ are named after their phase (`phase0`, `phase1`, ...); they are
 collected because the phase table (measure/phases) names them, not through pyproject's
@@ -32,12 +33,56 @@ BENCHMARK_DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own def
 BENCHMARK_STORAGE = "file://./results/benchmarks"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which makes its storage folder
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which reads its options there
 def pytest_configure(config):
+    """The run's session, or, when the matrix cannot be read, the reason: raised as a usage
+    error once bench/ is collected (the matrix's error belongs to collecting cells), so --help,
+    which runs configure too, and runs of other tests work whatever benchmarks.json says. A bad
+    option is a usage error at once; --help checks none."""
     config.addinivalue_line("markers", "cell: an experiment cell generated from benchmarks.json")
     _benchmark_storage(config)
-    config.bs = None  # made when bench/ is collected (bench_session)
-    config.bs_problem = None
+    config.bs, config.bs_problem, config.bs_wanted = None, None, False
+    if config.option.help:
+        return
+    timeouts = rank_timeouts(config)
+    try:
+        matrix = load_matrix(config.getoption("--bs-matrix"))
+        suite = matrix.suite(config.getoption("--suite"))
+    except BenchError as e:
+        config.bs_problem = str(e)
+        return
+    seed = config.getoption("--bs-seed")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    device_type = device_type_option(config)
+    if device_type != "cuda" and config.getoption("--bs-backend") != "auto":
+        raise pytest.UsageError(
+            f"--bs-backend {config.getoption('--bs-backend')} needs a CUDA GPU; on "
+            f"{device_type} the 2:4 halves are emulated with masked dense math"
+        )
+    reporting = int(os.environ.get("RANK", "0")) == 0
+    if not reporting:  # under torchrun only rank 0 writes records and benchmark files
+        for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):
+            if hasattr(config.option, opt):
+                setattr(config.option, opt, None if opt == "benchmark_json" else False)
+    records = None
+    if reporting:
+        attempt = config.getoption("--bs-attempt")
+        records = rec.RunRecords(Path(config.getoption("--bs-results")), attempt=attempt)
+    config.bs = BenchSession(
+        matrix=matrix,
+        suite=suite,
+        seed=seed,
+        device_type=device_type,
+        options=TaskOptions(
+            backend=config.getoption("--bs-backend"),
+            mode=config.getoption("--bs-mode"),
+            energy=config.getoption("--bs-energy") == "on",
+            policy=timing_policy(config, suite),
+        ),
+        records=records,
+        registry_factory=lambda: PoolRegistry(device_type, timeouts),
+    )
 
 
 def _benchmark_storage(config) -> None:
@@ -55,69 +100,14 @@ def _benchmark_storage(config) -> None:
     config.option.benchmark_storage = BENCHMARK_STORAGE if saves else "file://."
 
 
-def bench_session(config) -> BenchSession:
-    """The run's session, made when the first cell function is collected: --help and runs
-    without cells never read the matrix, and a broken matrix or a bad option is a usage error
-    of collecting bench/."""
-    if config.bs is None:
-        config.bs = _new_session(config)
-    return config.bs
-
-
-def _new_session(config) -> BenchSession:
-    timeouts = rank_timeouts(config)
-    try:
-        matrix = load_matrix(config.getoption("--bs-matrix"))
-        suite = matrix.suite(config.getoption("--suite"))
-    except BenchError as e:
-        raise pytest.UsageError(str(e)) from None
-    seed = config.getoption("--bs-seed")
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
-    device_type = device_type_option(config)
-    if device_type != "cuda" and config.getoption("--bs-backend") != "auto":
-        raise pytest.UsageError(
-            f"--bs-backend {config.getoption('--bs-backend')} needs a CUDA GPU; on "
-            f"{device_type} the 2:4 halves are emulated with masked dense math"
-        )
-    reporting = int(os.environ.get("RANK", "0")) == 0
-    if not reporting:  # under torchrun only rank 0 writes records and benchmark files
-        for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):
-            if hasattr(config.option, opt):
-                setattr(config.option, opt, None if opt == "benchmark_json" else False)
-    records = None
-    if reporting:
-        records = rec.RunRecords(
-            Path(config.getoption("--bs-results")),
-            attempt=config.getoption("--bs-attempt"),
-        )
-    return BenchSession(
-        matrix=matrix,
-        suite=suite,
-        seed=seed,
-        device_type=device_type,
-        options=TaskOptions(
-            backend=config.getoption("--bs-backend"),
-            mode=config.getoption("--bs-mode"),
-            energy=config.getoption("--bs-energy") == "on",
-            policy=timing_policy(config, suite),
-        ),
-        records=records,
-        registry_factory=lambda: PoolRegistry(device_type, timeouts),
-    )
-
-
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    if config.bs_problem is not None:
-        return
-    try:
-        bs = bench_session(config)
-    except pytest.UsageError as e:  # raised once collection ends, as a usage error
-        config.bs_problem = str(e)
-        return
+    config.bs_wanted = True
+    bs: BenchSession | None = config.bs
+    if bs is None:
+        return  # the matrix could not be read: a usage error once collection ends
     phase = metafunc.function.__name__
     cells = [c for c in bs.suite.cells if c.phase == phase]
     metafunc.parametrize("cell", cells, ids=[c.id for c in cells])
@@ -128,10 +118,10 @@ def pytest_collection_modifyitems(session, config, items):
     """Machine-dependent rules for the selected cells only (after -k/-m deselection), before
     anything runs; under torchrun, cells of another world size are skipped with the reason.
     The folders the run writes are checked here too, before the first cell."""
-    if config.bs_problem is not None:
+    if config.bs_wanted and config.bs_problem is not None:
         raise pytest.UsageError(config.bs_problem)
     if config.bs is None:
-        return  # no cell function collected
+        return
     bs: BenchSession = config.bs
     torchrun = int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else None
     problems = []
