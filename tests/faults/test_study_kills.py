@@ -1,8 +1,8 @@
 """A study killed the ways a cluster kills it, then resumed: no orphan, every cell exactly once.
 
 Each test drives `python -m bench.study` in real processes over the test matrix's 24 one-rank
-phase0 cells; one of them (SLOW) is planted to sleep a few seconds, so a signal lands while a
-slice is in flight.
+phase0 cells; one of them (SLOW) is planted to sleep on its first run, so a signal lands while
+a slice is in flight.
 """
 
 from __future__ import annotations
@@ -111,12 +111,14 @@ def test_local_executor_job_sigkilled_is_classified_and_retried_without_duplicat
     procs.wait_for(lambda: SLOW in procs.started_cells(out), 240, f"{SLOW} to start")
 
     def job_pid():
+        """The job as its scheduler sees it: submitit's local controller (its task, the
+        slice and the ranks run under it), not whichever process of the job comes first."""
         for pid in procs.tagged_pids(tag):
-            if "submitit" in procs.describe([pid]):
+            if "submitit.local._local" in procs.describe([pid]):
                 return pid
         return None
 
-    os.kill(procs.wait_for(job_pid, 10, "the submitit job's process"), signal.SIGKILL)
+    os.kill(procs.wait_for(job_pid, 10, "the submitit job's controller"), signal.SIGKILL)
     assert runner.wait(timeout=300) in (0, 1), (tmp_path / "runner.log").read_text()[-3000:]
     left = procs.wait_gone(tag, 30)
     assert not left, "processes of the study still run after it ended:\n" + procs.describe(left)
@@ -153,3 +155,44 @@ def test_a_second_runner_is_refused_while_the_first_owns_the_study(tmp_path, tag
     assert taken.returncode == 0, said[-3000:]
     assert str(first.pid) in said, f"taking over a dead owner's lock must say so: {said[-2000:]}"
     assert_exactly_once(out, env)
+
+
+def test_sigterm_to_the_runner_stops_its_slice_like_ctrl_c(tmp_path, tagged):
+    """What `timeout` or a scheduler sends the runner (SIGHUP takes the same path, SIGINT is
+    tests/study's): its slice is stopped (and closes its run as stopped by SIGTERM), the study is
+    interrupted with the signal, the runner exits 128 + the signal, and nothing of it is left."""
+    env, tag = tagged
+    sig = signal.SIGTERM
+    out = tmp_path / "study"
+    runner = procs.spawn(study_cmd(out), env, tmp_path / "runner.log")
+    procs.wait_for(lambda: SLOW in procs.started_cells(out), 180, f"{SLOW} to start")
+    runner.send_signal(sig)
+    rc = runner.wait(timeout=60)
+    left = procs.wait_gone(tag, 15)
+    log = (tmp_path / "runner.log").read_text()[-3000:]
+    assert not left, f"alive 15 s after {sig.name}:\n{procs.describe(left)}\n{log}"
+    assert rc == 128 + sig, f"exit code {rc}, expected {128 + sig}\n{log}"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["stopped_by"] == sig.name
+    slow = next(c for c in manifest["cells"] if c["name"] == SLOW)
+    assert slow["state"] == "pending" and slow["attempts"] == 0  # not charged: the user's stop
+    (run_json,) = out.glob("runs/*/*/run.json")
+    assert json.loads(run_json.read_text())["stopped_by"] == "SIGTERM"  # the slice's own stop
+
+
+def test_resume_is_refused_while_a_process_of_the_study_still_runs(tmp_path, tagged):
+    """A process an earlier runner started (here a stand-in: a real process carrying the
+    study in its environment, as every process of a study run does) blocks --resume, named."""
+    env, tag = tagged
+    out = tmp_path / "study"
+    out.mkdir()
+    left = procs.spawn(procs.python("-c", "import time; time.sleep(120)"),
+                       {**env, "BS_STUDY": str(out)}, tmp_path / "left.log")  # fmt: skip
+    refused = subprocess.run(
+        study_cmd(out, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in said, said[-2000:]
+    assert f"PID {left.pid}" in said, said[-2000:]
+    left.kill()
+    left.wait()
