@@ -158,6 +158,7 @@ def _run(a) -> int:
         if opts.resume:
             study.settle_unfinished()
         study.save()
+        executor: InProcessExecutor | SubmititExecutor
         if opts.executor == "inprocess":
             executor = InProcessExecutor()
         else:

@@ -44,7 +44,8 @@ def slice_records(study: Path, slice_id: str) -> dict[str, list[Path]]:
 def bench_names(study: Path, slice_id: str) -> list[str]:
     """The cell names of the slice's benchmark entries (each once per entry)."""
     doc = _read(study / "bench" / f"{slice_id}.json")
-    return [b.get("name") for b in (doc or {}).get("benchmarks", []) if isinstance(b, dict)]
+    entries = (doc or {}).get("benchmarks", [])
+    return [b["name"] for b in entries if isinstance(b, dict) and isinstance(b.get("name"), str)]
 
 
 def writes_records(m: Manifest) -> bool:

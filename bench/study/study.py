@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
@@ -37,6 +38,9 @@ from bench.study.preflight import (
 from bench.study.slice_exec import CellOutcome, SliceResult, outcomes_from, read_events
 from common.errors import StudyError
 from measure.ranks.failures import describe_exit
+
+if TYPE_CHECKING:
+    from bench.study.progress import StudyProgress
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -160,7 +164,7 @@ class Study:
         self.m = manifest
         self.stop = threading.Event()
         self.stopped_by: int | None = None  # the signal that set `stop`
-        self.progress = None  # a StudyProgress while one is shown
+        self.progress: StudyProgress | None = None  # while one is shown
         self.ran_any = False
         self._ended: set[tuple[str, str]] = set()  # (slice, cell run) already given its state
 
@@ -290,8 +294,8 @@ class Study:
                 self._end(r, spec, o, "skipped", None, o.message)
             else:
                 cell_id = r.name[r.name.index("[") + 1 : -1]
-                kind = classify.kind_from_record(spec.runs, r.phase, cell_id)
-                kind = kind or classify.kind_from_text(o.message)
+                recorded = classify.kind_from_record(spec.runs, r.phase, cell_id)
+                kind = recorded or classify.kind_from_text(o.message)
                 self._end(r, spec, o, "failed", kind, o.message)
         if final is not None and final.ended_by != "interrupt":
             self._unstarted(spec, runs, by_name, final)

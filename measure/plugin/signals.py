@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ class StopSignals:
     def __init__(self):
         self.signum: int | None = None
         self.finishing = False  # the session is ending anyway: a signal now changes nothing
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}  # each signal's handler before ours
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -164,7 +164,7 @@ class RankPool:
         self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
 
     @property
-    def pids(self) -> list[int]:
+    def pids(self) -> list[int | None]:
         return [p.pid for p in self._procs]
 
     def run(self, fn, *args) -> list:

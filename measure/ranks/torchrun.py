@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import os
 import traceback
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -51,7 +52,7 @@ class TorchrunGroup:
             mine = (True, fn(self.ctx, *args))
         except BaseException:
             mine = (False, traceback.format_exc())
-        gathered = [None] * self.world_size
+        gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, mine)
         for rank, (ok, payload) in enumerate(gathered):
             if not ok:
