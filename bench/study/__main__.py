@@ -154,9 +154,9 @@ def _run(a) -> int:
         for line in pf.lines(opts.cycles):
             print(line, flush=True)
         study = Study(opts, open_study(opts, pf))
-        study.m.owner_pid = os.getpid()
         if opts.resume:
-            study.settle_unfinished()
+            study.settle_unfinished()  # before this runner's pid replaces the dead one's
+        study.m.owner_pid = os.getpid()
         study.save()
         executor: InProcessExecutor | SubmititExecutor
         if opts.executor == "inprocess":
