@@ -98,7 +98,10 @@ def test_runner_sigkilled_mid_slice_leaves_no_orphan_and_resume_runs_each_cell_o
         timeout=300,
     )  # fmt: skip
     assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr[-3000:]
+    assert f"from the study runner PID {runner.pid}" in resume.stdout  # it took over, and said so
     assert_exactly_once(out, env)
+    killed = json.loads((out / "manifest.json").read_text())["slices"]["c1-ws1-0001"]
+    assert killed["state"] == "interrupted" and f"PID {runner.pid}" in killed["note"], killed
     assert_report_builds(out, tmp_path / "report", env)
 
 
