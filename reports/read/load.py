@@ -135,7 +135,8 @@ def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Stu
         if p.resolve() in seen:
             raise ReportInputError(f"{p}: given twice (as {seen[p.resolve()]} and {p})")
         seen[p.resolve()] = p
-    out, studies = [], []
+    out: list[tuple[Path, int | None]] = []
+    studies: list[Study] = []
     for p in map(Path, inputs):
         if is_study(p):
             s = read_study(p)
