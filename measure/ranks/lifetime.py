@@ -11,7 +11,7 @@ the study) is out of reach of its parent's process group:
   programs, of which the harness runs none); and a parent that died before the child armed it
   is seen only as `os.getppid()` changing, which `die_with_parent` checks right after arming.
 - A watcher thread polling `os.getppid()` (`die_with_parent`, every `POLL_S`): where there is
-  no parent-death signal (not Linux), or where the signal's handler cannot run (the main
+  no parent-death signal (not Linux), or where the signal's handler may not run (the main
   thread stuck in a C call), it sends the signal itself and, after `grace_s`, SIGKILL to the
   process group it leads (its rank workers with it) or to itself.
 
@@ -55,6 +55,7 @@ def die_with_parent(
     sig: int = signal.SIGTERM,
     grace_s: float | None = None,
     kernel: bool = True,
+    watch: bool = True,
 ) -> None:
     """Make this process get `sig` when `parent_pid`, its parent, ends.
 
@@ -68,11 +69,16 @@ def die_with_parent(
         kernel: arm the kernel's parent-death signal too. Only for a parent that started
             this process from its main thread (the harness's own processes); a parent the
             harness did not write (torchrun) gets the watcher alone.
+        watch: start the watcher even where the kernel's signal is armed (a process whose
+            handler may not run in time). A rank worker passes False: SIGKILL needs no
+            handler, and a thread waking in a process that times host work is kept out of
+            it where the kernel can do the job.
     """
-    if kernel:
-        _set_parent_death_signal(sig)
+    armed_by_kernel = kernel and _set_parent_death_signal(sig)
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), sig)
+    if armed_by_kernel and not watch:
+        return
     watcher = threading.Thread(
         target=_watch, args=(parent_pid, sig, grace_s), name="bs-parent-watch", daemon=True
     )

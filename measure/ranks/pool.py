@@ -20,8 +20,8 @@ A torn-down pool is replaced for the next cell (the only time a group is re-crea
 run; records say so through `generation`).
 
 Workers die with the pytest process that started them, however it ends (measure.ranks.lifetime:
-the kernel's parent-death signal, SIGKILL, and a watcher thread), so a pool is started from the
-main thread only. A run stopped by a signal closes its pools with `force` (a busy rank would not
+the kernel's parent-death signal, SIGKILL; a watcher thread where there is no such signal), so a
+pool is started from the main thread only. A run stopped by a signal closes its pools with `force` (a busy rank would not
 read the stop request). Each pool's stack files live in a `bs-stacks-*` folder under tempfile's
 folder (TMPDIR); `close` removes it, and a pool started later removes those whose process is
 gone (a pytest killed with SIGKILL cannot).
@@ -85,7 +85,8 @@ def _worker_main(
     results,
 ):
     global _stack_file
-    die_with_parent(parent_pid, signal.SIGKILL)  # nothing to clean up here: the parent does
+    # nothing to clean up here (the parent does): SIGKILL, and no watcher where the kernel acts
+    die_with_parent(parent_pid, signal.SIGKILL, watch=False)
     if _STACK_SIGNAL is not None:
         # The file gets its name only once the handler is in place: the pool signals a rank
         # only when the file exists, since before that the signal would kill it.
