@@ -3,7 +3,9 @@ terminal) are handled like SIGINT (Ctrl+C), and a run started by the harness sto
 parent.
 
 The first of these signals raises `RunStopped` (a KeyboardInterrupt) in the main thread, so
-pytest ends the session as it does on Ctrl+C: the cell in flight is abandoned unrecorded, the
+pytest ends the session as it does on Ctrl+C (and sets the session's `shouldstop`: Python drops
+an exception a handler raises inside a finalizer, so should the raise be lost, pytest stops at
+the next cell boundary anyway): the cell in flight is abandoned unrecorded, the
 rank pools are killed (`BenchSession.close`), the stack files go with them, `run.json` says
 `interrupted` with the signal's name, and the exit status is 128 + the signal (130, 143, 129),
 as a shell reports a process the signal killed. Later signals are ignored while that clean-up
@@ -37,6 +39,7 @@ class StopSignals:
     def __init__(self):
         self.signum: int | None = None
         self.finishing = False  # the session is ending anyway: a signal now changes nothing
+        self.session = None  # pytest's, once it started: its shouldstop ends the loop
         self._previous: dict[int, Any] = {}  # each signal's handler before ours
 
     def install(self) -> None:
@@ -53,6 +56,8 @@ class StopSignals:
     def _on_signal(self, signum, frame) -> None:
         if self.signum is None and not self.finishing:
             self.signum = signum
+            if self.session is not None:
+                self.session.shouldstop = f"stopped by {self.name}"
             raise RunStopped(signum)
 
     @property
@@ -91,6 +96,12 @@ def pytest_configure(config):
     stop.install()
     config.stash[_KEY] = stop
     _arm_parent()
+
+
+def pytest_sessionstart(session):
+    stop = stop_signals(session.config)
+    if stop is not None:
+        stop.session = session
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -21,10 +21,10 @@ run; records say so through `generation`).
 
 Workers die with the pytest process that started them, however it ends (measure.ranks.lifetime:
 the kernel's parent-death signal, SIGKILL; a watcher thread where there is no such signal), so a
-pool is started from the main thread only. A run stopped by a signal closes its pools with `force` (a busy rank would not
-read the stop request). Each pool's stack files live in a `bs-stacks-*` folder under tempfile's
-folder (TMPDIR); `close` removes it, and a pool started later removes those whose process is
-gone (a pytest killed with SIGKILL cannot).
+pool is started from the main thread only. A run stopped by a signal closes its pools with
+`force` (a busy rank would not read the stop request). Each pool's stack files live in a
+`bs-stacks-*` folder under tempfile's folder (TMPDIR); `close` removes it, and a pool started
+later removes those whose process is gone (a pytest killed with SIGKILL cannot).
 
 Under torchrun the processes already exist: `TorchrunGroup` joins the group from the
 environment and runs each task in place on every rank; results are all-gathered, and only rank
