@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,7 +35,12 @@ def test_a_signal_stops_the_ranks_cleans_up_and_marks_the_run_interrupted(tmp_pa
         assert ranks, "expected rank worker processes while two-rank cells run"
         sent = time.monotonic()
         proc.send_signal(sig)
-        rc = proc.wait(timeout=60)
+        try:
+            rc = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            alive = procs.describe(procs.tagged_pids(tag))
+            log = (tmp_path / "pytest.log").read_text()[-6000:]
+            pytest.fail(f"no exit 60 s after {sig.name}; alive:\n{alive}\nlog:\n{log}")
         left = procs.wait_gone(tag, max(0.0, 15 - (time.monotonic() - sent)))
         log = (tmp_path / "pytest.log").read_text()[-3000:]
         assert not left, f"alive 15 s after {sig.name}:\n{procs.describe(left)}\n{log}"
