@@ -3,14 +3,19 @@ terminal) are handled like SIGINT (Ctrl+C), and a run started by the harness sto
 parent.
 
 The first of these signals raises `RunStopped` (a KeyboardInterrupt) in the main thread, so
-pytest ends the session as it does on Ctrl+C (and sets the session's `shouldstop`: Python drops
-an exception a handler raises inside a finalizer, so should the raise be lost, pytest stops at
-the next cell boundary anyway): the cell in flight is abandoned unrecorded, the
+pytest ends the session as it does on Ctrl+C: the cell in flight is abandoned unrecorded, the
 rank pools are killed (`BenchSession.close`), the stack files go with them, `run.json` says
 `interrupted` with the signal's name, and the exit status is 128 + the signal (130, 143, 129),
 as a shell reports a process the signal killed. Later signals are ignored while that clean-up
 runs (it is bounded: pools are killed, not waited for), and so is one that comes once the
 session is ending anyway; SIGKILL ends it at once.
+
+Two guards keep that stop from being lost. The session's `shouldstop` is set too: Python drops
+an exception a handler raises inside a finalizer, and pytest then stops at the next cell
+boundary anyway. And where the interrupted stack has a frame with no line number (Python 3.11
+gives some generated frames none), pytest cannot draw the interruption's traceback and dies of
+a TypeError with exit 1 (seen under load): there the raise waits, the signal is sent again
+`RETRY_S` later, and lands elsewhere.
 
 A pytest started by the harness (a study's slice, with `BS_PARENT_PID` in its environment)
 stops the same way when that parent ends (measure.ranks.lifetime), and is SIGKILLed with its
@@ -31,6 +36,7 @@ from measure.ranks.lifetime import PARENT_ENV, die_with_parent
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ORPHAN_GRACE_S = 10.0
+RETRY_S = 0.02
 
 
 class StopSignals:
@@ -38,6 +44,7 @@ class StopSignals:
 
     def __init__(self):
         self.signum: int | None = None
+        self.raised = False
         self.finishing = False  # the session is ending anyway: a signal now changes nothing
         self.session = None  # pytest's, once it started: its shouldstop ends the loop
         self._previous: dict[int, Any] = {}  # each signal's handler before ours
@@ -54,11 +61,17 @@ class StopSignals:
         self._previous.clear()
 
     def _on_signal(self, signum, frame) -> None:
-        if self.signum is None and not self.finishing:
+        if self.raised or self.finishing:
+            return
+        if self.signum is None:
             self.signum = signum
             if self.session is not None:
                 self.session.shouldstop = f"stopped by {self.name}"
-            raise RunStopped(signum)
+        if not _drawable(frame):
+            threading.Timer(RETRY_S, os.kill, (os.getpid(), self.signum)).start()
+            return
+        self.raised = True
+        raise RunStopped(self.signum)
 
     @property
     def name(self) -> str | None:
@@ -68,6 +81,16 @@ class StopSignals:
     @property
     def exitstatus(self) -> int | None:
         return None if self.signum is None else 128 + self.signum
+
+
+def _drawable(frame) -> bool:
+    """Whether every frame of the stack has a line number (pytest's report of the
+    interruption's traceback reads each one)."""
+    while frame is not None:
+        if frame.f_lineno is None:
+            return False
+        frame = frame.f_back
+    return True
 
 
 _KEY = pytest.StashKey[StopSignals]()
