@@ -162,7 +162,11 @@ class RankPool:
             p.start()
         self._seq = 0
         self.alive = True
-        self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
+        try:
+            self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
+        except BaseException:  # a stop signal during start-up: no registry holds this pool yet
+            self.close(force=True)
+            raise
 
     @property
     def pids(self) -> list[int | None]:
