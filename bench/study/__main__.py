@@ -156,6 +156,8 @@ def _run(a) -> int:
         study = Study(opts, open_study(opts, pf))
         if opts.resume:
             study.settle_unfinished()  # before this runner's pid replaces the dead one's
+            if opts.executor == "slurm":
+                collect(study)  # jobs of an earlier runner that ended meanwhile
         study.m.owner_pid = os.getpid()
         study.save()
         executor: InProcessExecutor | SubmititExecutor

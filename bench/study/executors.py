@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import time
+from typing import Any
 
 from bench.study import classify
 from bench.study.manifest import CellRun
@@ -191,13 +192,23 @@ def lost_job(spec: SliceSpec) -> SliceResult:
 
 
 def collect(study) -> int:
-    """Merge every submitted slice whose result is there; return how many are still out."""
+    """Merge every submitted slice whose job is over: by its result, and for a SLURM job that
+    ended abnormally (or without a result) by what SLURM says, as a waiting runner would;
+    return how many are still out."""
     out = 0
+    slurm = SubmititExecutor("slurm", wait=False)
     for sid, sl in list(study.m.slices.items()):
         if sl.state != "submitted":
             continue
         spec = study.spec_of(sid)
-        if spec.result.exists():
+        job: Any = None
+        if study.m.options.get("executor") == "slurm" and sl.job_id:
+            import submitit
+
+            job = submitit.SlurmJob(study.opts.out / "submitit", sl.job_id)
+        if job is not None and job.done():
+            study.finish(spec, slurm._result(spec, job, cancelled=False))
+        elif job is None and spec.result.exists():
             study.finish(spec, SliceResult.load(spec.result))
         else:
             out += 1

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from bench.study.integrity import SUPERSEDED
+from bench.study.integrity import SUFFIX, SUPERSEDED
 from bench.study.manifest import CellRun, Manifest
 from measure.phases import PHASES
 
@@ -93,6 +93,9 @@ def set_apart(study: Path, slice_id: str, keep: set[str]) -> list[str]:
                 target = apart / f.relative_to(runs)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(f, target)
+                side = f.with_name(f.name + SUFFIX)  # a sidecar written before goes with it
+                if side.exists():
+                    os.replace(side, target.with_name(target.name + SUFFIX))
     bench = study / "bench" / f"{slice_id}.json"
     doc = _read(bench)
     if doc and any(b.get("name") not in keep for b in doc.get("benchmarks", [])):

@@ -364,17 +364,17 @@ class Study:
         executor's) submitted. Their processes are gone (the lock checked), so what their events
         show is final: finished cells keep their records, the cell in flight and the rest run
         again (the runner's death is not the cells' fault), and their leftover records are set
-        apart. A SLURM job may still run: its slice stays submitted until its result is there."""
+        apart. A SLURM job may still run: it is left to `collect` (executors)."""
         local = self.m.options.get("executor") != "slurm"
         for sid, sl in list(self.m.slices.items()):
-            if sl.state not in ("running", "submitted"):
+            if sl.state != "running" and not (sl.state == "submitted" and local):
                 continue
             spec = self.spec_of(sid)
             # cells its runner saw end keep that end (and their attempt count) as it was
             self._ended |= {(sid, r.key) for r in self._runs(spec) if r.slice == sid}
             if spec.result.exists():
                 self.finish(spec, SliceResult.load(spec.result))
-            elif sl.state == "running" or local:
+            else:
                 outcomes, finished = outcomes_from(read_events(spec.events))
                 why = f"its study runner (PID {self.m.owner_pid or '?'}) ended while it ran"
                 now = time.time()

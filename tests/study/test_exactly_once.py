@@ -105,6 +105,17 @@ SACCT = """JobID|State|NodeList
 """
 
 
+def sacct_saying(tmp_path: Path, job: str, state: str) -> Path:
+    """A folder with an `sacct` that prints, in sacct's --parsable2 format, `state` for job
+    array task `job`_0 (what submitit's SlurmInfoWatcher runs and parses)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sacct = bin_dir / "sacct"
+    sacct.write_text("#!/bin/sh\ncat <<'EOF'\n" + SACCT.format(job=job, state=state) + "EOF\n")
+    sacct.chmod(0o755)
+    return bin_dir
+
+
 @pytest.mark.parametrize(
     "job_id, state, kind, retries",
     [
@@ -122,11 +133,7 @@ def test_slurm_job_states_read_through_submitit_are_classified(
 ):
     """One job id per case: submitit's watcher caches the states of finished jobs."""
     submitit = pytest.importorskip("submitit")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sacct = bin_dir / "sacct"
-    sacct.write_text("#!/bin/sh\ncat <<'EOF'\n" + SACCT.format(job=job_id, state=state) + "EOF\n")
-    sacct.chmod(0o755)
+    bin_dir = sacct_saying(tmp_path, job_id, state)
     path = os.environ["PATH"]
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
     try:
@@ -141,6 +148,52 @@ def test_slurm_job_states_read_through_submitit_are_classified(
     assert ended == (kind, slurm_job_end(state)[1])
     assert state in ended[1]
     assert [should_retry(kind, n) for n in (1, 2, 3, 4)] == [n <= retries for n in (1, 2, 3, 4)]
+
+
+def test_collect_classifies_a_slurm_job_that_hit_its_time_limit_and_retries_its_cell(
+    finished, tmp_path
+):
+    """A --no-wait SLURM study whose second job SLURM ended at its time limit, under its last
+    cell, with no result written: `collect` asks SLURM (through submitit; sacct stood in for),
+    charges that cell `time_limit`, retries it, and sets its record apart."""
+    out = tmp_path / "slurm"
+    shutil.copytree(finished, out)
+    m = Manifest.load(out / "manifest.json")
+    sid = sorted(m.slices)[1]
+    m.options["executor"], m.status = "slurm", "submitted"
+    m.slices[sid].state, m.slices[sid].job_id = "submitted", "5001_0"
+    for r in m.cells:
+        if r.slice == sid:
+            r.state, r.slice, r.attempts = "running", None, 0
+    m.save()
+    (out / "events" / f"{sid}.result.json").unlink()
+    events = out / "events" / f"{sid}.rank0.jsonl"
+    lines = events.read_text().splitlines()
+    ends = [i for i, line in enumerate(lines) if json.loads(line)["event"] in ("end", "finish")]
+    last = json.loads(lines[ends[-2]])["nodeid"].rsplit("::", 1)[1]  # the last cell to end
+    events.write_text("\n".join(lines[: ends[-2]]) + "\n")  # it never did; no finish either
+    bin_dir = sacct_saying(tmp_path, "5001", "TIMEOUT")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    collect = [sys.executable, "-m", "bench.study", "collect", "--out", str(out)]
+    run = subprocess.run(collect, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    m = Manifest.load(out / "manifest.json")
+    assert m.slices[sid].state == "killed" and "time limit" in m.slices[sid].note
+    by_key = m.by_key()
+    retried = by_key[f"{last}@2"]
+    assert (retried.state, retried.failure_kind, retried.attempts) == ("pending", "time_limit", 1)
+    assert "SLURM state TIMEOUT" in retried.reason
+    others = [r for r in m.cells if r.cycle == 2 and r.name != last]
+    assert {r.state for r in others} == {"passed"} and len(others) == 2
+    cell_id = last[last.index("[") + 1 : -1]
+    assert list(out.glob(f"superseded/{sid}/*/cells/phase0/{cell_id}.json"))
+    assert not list(out.glob(f"runs/{sid}/*/cells/phase0/{cell_id}.json"))
+    assert integrity.verify(out) == []
+    assert m.status == "interrupted" and "run again with --resume" in run.stdout
 
 
 def test_sigusr2_means_the_time_limit_late_in_a_job_and_preemption_early():
