@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 # Axes every cell has, then axes only some phases or methods take (None where they do not,
 # and then left out of the id, so the ids of cells that never had them stay the same).
@@ -58,9 +59,12 @@ class CellSpec:
     def name(self) -> str:
         return f"{self.phase}[{self.id}]"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> CellSpec:
-        return cls(**{k: d[k] for k in CORE_AXES}, **{k: d.get(k) for k in OPTIONAL_AXES})
+    def from_dict(cls, d: dict[str, Any]) -> CellSpec:
+        """The cell a dict of axes names; the optional axes may be absent (None)."""
+        axes: dict[str, Any] = {k: d[k] for k in CORE_AXES}
+        axes.update({k: d.get(k) for k in OPTIONAL_AXES})
+        return cls(**axes)

@@ -66,6 +66,11 @@ class MeterUnavailable(BenchError):
     """No energy meter can read this device; the reason goes into the record, never a number."""
 
 
+class RecordError(BenchError):
+    """A document does not fit the record schema (common/schema): the message names the field,
+    and the reader adds the file."""
+
+
 class ReportInputError(BenchError):
     """A report input is missing, malformed, given twice or of a record version not known here;
     the message names the file and the field."""
@@ -96,3 +101,8 @@ class RunStopped(KeyboardInterrupt):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+class GateError(BenchError):
+    """A regression gate cannot judge: a run file is missing or malformed, holds no raw samples,
+    or was measured on another machine under --bs-strict-machine; names the file and the rule."""

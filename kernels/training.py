@@ -15,9 +15,9 @@ master, gradient and optimizer state are as large as the dense half's and hold n
 
 Loss: 0.5 * ||Y - T||^2 / B with a fixed fp32 target T, computed in fp32 from Y on every rank
 (each rank holds the full Y after the forward's collective); grad_Y = (Y - T) / B in the dtype.
-The bias is not trained (phase3 cells have bias off: `check_train_config` says so).
+The bias is not trained (phase3 cells have bias off: the matrix says so).
 
-Variants (block_shock and block_shock_half only; the other methods refresh every step):
+Variants (the 2:4 methods only, `semi_structured` in their spec; the others refresh every step):
 - T1: mask fixed; every step re-compresses W_g (and W_g^T for the 2:4 backward).
 - T1m: every step re-chooses the transposable mask by magnitude and re-compresses. Choosing a
   complementary split needs the whole W, so each rank holds the full fp32 master W (replicated)
@@ -31,56 +31,37 @@ Variants (block_shock and block_shock_half only; the other methods refresh every
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from common.errors import CellSpecError, closest
-from kernels.masks import TRANSPOSABLE_MASKS, transposable_magnitude_m0
+from kernels.masks import transposable_magnitude_m0
 from kernels.methods import BuildArgs, Method
 
 OPTIMIZERS = ("sgd", "adamw")
 VARIANTS = ("T1", "T1m", "T2")
-VARIANT_METHODS = ("block_shock", "block_shock_half")
-ADAMW_DEFAULTS = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
+ADAMW_DEFAULTS: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training axes of a cell: optimizer name, learning rate and re-compression variant."""
+    """The training axes of a cell: optimizer name, learning rate and re-compression variant
+    (the matrix validates them, measure/cells/matrix.py, before anything runs)."""
 
     optimizer: str
     lr: float
     variant: str | None = None
 
 
-def check_train_config(method: str, mask: str | None, bias: bool, cfg: TrainConfig, where: str):
-    """Raise CellSpecError naming the cell and the rule before anything runs."""
-    if cfg.optimizer not in OPTIMIZERS:
-        hint = closest(cfg.optimizer, OPTIMIZERS)
-        raise CellSpecError(f"{where}: unknown optimizer {cfg.optimizer!r}{hint}; {OPTIMIZERS}")
-    if not cfg.lr > 0:
-        raise CellSpecError(f"{where}: the learning rate must be positive, got {cfg.lr!r}")
-    if method in VARIANT_METHODS:
-        if cfg.variant not in VARIANTS:
-            hint = closest(str(cfg.variant), VARIANTS)
-            raise CellSpecError(f"{where}: {method} needs a variant in {VARIANTS}{hint}")
-        if cfg.variant == "T1m" and mask not in TRANSPOSABLE_MASKS:
-            raise CellSpecError(
-                f"{where}: T1m re-chooses a transposable mask every step, so it starts from one "
-                f"of {TRANSPOSABLE_MASKS}, got {mask!r}"
-            )
-    elif cfg.variant is not None:
-        raise CellSpecError(
-            f"{where}: variants are for {VARIANT_METHODS}; {method} refreshes every step"
-        )
-    if bias:
-        raise CellSpecError(f"{where}: a train step trains W only; phase3 cells take bias off")
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum 0) or AdamW (torch's defaults, weight decay 0.01); CellSpecError naming the
+    choices for any other name, so a typo never trains with another optimizer."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.0)
-    return torch.optim.AdamW(params, lr=lr, **ADAMW_DEFAULTS)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, **ADAMW_DEFAULTS)
+    raise CellSpecError(f"unknown optimizer {name!r}{closest(name, OPTIMIZERS)}; {OPTIMIZERS}")
 
 
 def mse_loss_grad(y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,22 +81,21 @@ class TrainState:
         target: torch.Tensor,
         record_masks: bool = False,
     ):
+        if cfg.variant not in (None, *VARIANTS):
+            raise CellSpecError(f"unknown variant {cfg.variant!r}; variants: {VARIANTS}")
         self.layer, self.cfg, self.target = layer, cfg, target
         self.dtype = args.weight.dtype
         self.full_master = cfg.variant == "T1m"
         held = args.weight if self.full_master else layer.shard(args.weight)
         # copies, never views of args.weight: the check's reference starts from W_0 after the run
         self.master = torch.nn.Parameter(held.to(torch.float32, copy=True), requires_grad=False)
-        w = getattr(layer, "w", None)  # dense_single and dense_tp_col multiply by a view of W
-        if (
-            w is not None
-            and w.untyped_storage().data_ptr() == args.weight.untyped_storage().data_ptr()
-        ):
-            layer.w = w.clone()
+        layer.own_weight(args.weight)
         self.optimizer = make_optimizer(cfg.optimizer, [self.master], cfg.lr)
         layer.prepare_backward(args)
         # m0 used by each step's forward (T1m only; the check replays them in float64)
-        self.m0_history = [args.masks[0]] if record_masks and self.full_master else None
+        self.m0_history = None
+        if record_masks and self.full_master and args.masks is not None:
+            self.m0_history = [args.masks[0]]
 
     def forward(self, x_local: torch.Tensor) -> torch.Tensor:
         return self.layer.forward(x_local)

@@ -74,6 +74,7 @@ def _configs() -> tuple[Config, ...]:
     # halve X's re-reads from L2 at B 32-64, 256 rows for the GEMM-like B 128-256; each with
     # SPLIT_K 1, 2, 4 for occupancy where N_out / BLOCK_N programs are few; two stages only
     # where B's X tile is large (B 256).
+    tiles: tuple[tuple[int, int, int, int], ...]
     tiles = ((64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4))
     tiles += ((128, 256, 8, 3), (256, 128, 8, 3), (64, 128, 4, 2), (128, 128, 8, 2))
     pointer = tuple(Config(n, k, s, w, p) for n, k, w, p in tiles for s in (1, 2, 4))
@@ -82,6 +83,7 @@ def _configs() -> tuple[Config, ...]:
     # SM, so one's expansion overlaps the other's MMA waits), 256-row tiles (half of X's
     # re-reads from L2), deep pipelines (3-4 stages) for the bytes in flight one SM needs, and
     # two stages of 128 x 128 for B 256 (a 64 KB X tile a stage).
+    tma_tiles: tuple[tuple[int, int, int, int], ...]
     tma_tiles = ((64, 128, 4, 4), (64, 256, 4, 4), (128, 128, 4, 3), (128, 128, 4, 4))
     tma_tiles += ((128, 128, 8, 3), (128, 256, 8, 3), (128, 256, 4, 2), (128, 256, 8, 2))
     tma_tiles += ((256, 128, 8, 2), (256, 128, 8, 3), (128, 128, 8, 2))
@@ -99,20 +101,25 @@ def block_b(batch: int) -> int:
 
 
 def check_shape(
-    n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str, backend: str = "triton"
+    n_out: int,
+    n_in: int,
+    batch: int,
+    dtype: torch.dtype,
+    where: str,
+    who: str = "the Triton 2:4 kernel",
 ) -> None:
-    """Raise CellSpecError naming the cell, the backend and the rule before anything runs."""
+    """Raise CellSpecError naming the cell, `who` (the backend) and the rule before anything
+    runs."""
     if dtype not in DTYPES:
-        raise CellSpecError(f"{where}: backend {backend} needs bf16 or fp16, got {dtype}")
+        raise CellSpecError(f"{where}: {who} needs bf16 or fp16, got {dtype}")
     if n_out % N_OUT_MULTIPLE or n_in % N_IN_MULTIPLE:
         raise CellSpecError(
-            f"{where}: backend {backend} needs N_out a multiple of {N_OUT_MULTIPLE} and N_in a "
+            f"{where}: {who} needs N_out a multiple of {N_OUT_MULTIPLE} and N_in a "
             f"multiple of {N_IN_MULTIPLE} (its smallest tile), got {n_out} x {n_in}"
         )
     if not 1 <= batch <= B_MAX:
         raise CellSpecError(
-            f"{where}: backend {backend} takes B from 1 to {B_MAX} (one accumulator tile), "
-            f"got B={batch}"
+            f"{where}: {who} takes B from 1 to {B_MAX} (one accumulator tile), got B={batch}"
         )
 
 
@@ -397,11 +404,9 @@ class Sparse24Matmul:
             block = [config.block_n, config.block_k // 8]
             self.pairs_desc = TensorDescriptor.from_tensor(self.pairs, block)
             self.meta_desc = TensorDescriptor.from_tensor(self.meta_bytes, block)
-        self.partials = None
-        if config.split_k > 1:
-            self.partials = torch.empty(
-                config.split_k, batch, n_out, dtype=torch.float32, device=c.values.device
-            )
+        # fp32 partials of the split-K slices (none without a split)
+        split_shape = (config.split_k, batch, n_out) if config.split_k > 1 else (0, 0, 0)
+        self.partials = torch.empty(split_shape, dtype=torch.float32, device=c.values.device)
 
     def _x_descriptor(self, x: torch.Tensor) -> TensorDescriptor:
         """X's descriptor: the copy engine needs a 16-byte aligned base and row stride."""

@@ -86,7 +86,7 @@ def choose(
             continue  # the compiler's own verdict on shared memory or registers
     if not times:
         raise triton.runtime.errors.OutOfResources(0, 0, f"{where}: no sparse24 config fits")
-    best = min(times, key=times.get)
+    best = min(times, key=times.__getitem__)
     if path is not None:
         alg_cache.store(path, k, best)
     return triton24.CONFIG_BY_NAME[best], "tuned", times

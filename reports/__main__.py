@@ -1,4 +1,4 @@
-"""python -m reports build RESULTS... --out DIR"""
+"""python -m reports build RESULTS... --out DIR | compare-runs BASE NEW"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from common.errors import ReportInputError, ReportOutputError
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser(
@@ -25,10 +25,30 @@ def main(argv=None) -> int:
         help="report folder: created, or replaced whole if an earlier report folder "
         "(one holding .block-shock-report); any other non-empty folder is refused",
     )
+    c = sub.add_parser(
+        "compare-runs",
+        help="do two run folders agree cell for cell: the same cells, statuses and check "
+        "figures (exit 1 where they differ)",
+    )
+    c.add_argument("base", type=Path, help="run folder (results/<run_id>) to compare against")
+    c.add_argument("new", type=Path, help="run folder of the same suite, ideally its seed")
+    c.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-6,
+        help="relative tolerance of a check figure (default 1e-6: the same seed repeats to "
+        "rounding; other seeds need a tolerance near 1)",
+    )
     args = p.parse_args(argv)
-    from reports.build import build
-
     try:
+        if args.command == "compare-runs":
+            from reports.read.compare import compare_runs
+
+            comparison = compare_runs(args.base, args.new, args.rtol)
+            print("\n".join(comparison.lines()))
+            return 0 if comparison.agree else 1
+        from reports.build import build
+
         out = build(args.inputs, args.out)
     except (ReportInputError, ReportOutputError) as e:
         print(f"reports: {e}", file=sys.stderr)

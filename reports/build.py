@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from common.phases import with_primary
 from reports.analysis import figures as analysis
 from reports.analysis.verdicts import verdicts
 from reports.read import study
@@ -74,8 +75,8 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
     data = load(inputs)
     o = sort_out(data)
     gpu_all, emu_all = _emulated(o.timed, False), _emulated(o.timed, True)
-    phase1 = o.timed.phase == "phase1" if not o.timed.empty else []
-    gpu_t, emulated_t = _emulated(o.timed[phase1], False), _emulated(o.timed[phase1], True)
+    forward = o.timed[o.timed.phase.isin(with_primary("forward"))] if not o.timed.empty else o.timed
+    gpu_t, emulated_t = _emulated(forward, False), _emulated(forward, True)
     records = data.records[data.records.emulated.notna()] if not data.records.empty else None
     gpu_c, emu_c = _emulated(o.checked, False), _emulated(o.checked, True)
     tmp = outdir.staging(out_dir)
@@ -102,7 +103,7 @@ def build(inputs: list[Path], out_dir: Path) -> Path:
         md += ["## The original study beside ours (ratios; each row names its GPU)", ""]
         md += [md_table(original), ""]
         console.print("[bold]plots[/]")
-        figs = []
+        figs: list[str] = []
         for emulated, t, every, checked, prefix, title, clock in (
             (False, gpu_t, gpu_all, gpu_c, "gpu_", "GPU results", "device"),
             (True, emulated_t, emu_all, emu_c, "emulated_", EMULATED_TITLE, "host"),

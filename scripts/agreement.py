@@ -1,6 +1,7 @@
 """Cross-check the harness's timer against triton.testing on the same callables, on one GPU.
 
-For dense_single and one Block-Shock half at N in {8192, 16384}, B in {64, 1024}: the harness's
+For the first summary baseline (dense_single) and the one-GPU Block-Shock half (the H1 proxy's
+numerator), both named by kernels/registry.py, at N in {8192, 16384}, B in {64, 1024}: the harness's
 graph-mode median under the sustained policy (twice, for repeatability) beside, in the same
 process,
 - triton.testing.do_bench on the callable the harness replays (one forward captured in a graph),
@@ -9,8 +10,8 @@ and then the harness's burst policy (max_duty 0.4) twice, with the spread of eac
 mode (L2 flushed before each single-forward sample), which is what do_bench times (it clears a
 256 MB buffer before each rep and brackets each launch with its own events).
 With `--trace`, first a trace from an idle card: per-sample time, SM clock and power over 4 s
-of back-to-back 10 ms samples of dense_single N=16384 B=1024 (how the clock settles and swings
-under the power cap). Writes JSON to argv[1]. Run from the repo root with PYTHONPATH=.
+of back-to-back 10 ms samples of the dense baseline at N=16384 B=1024 (how the clock settles
+and swings under the power cap). Writes JSON to argv[1]. Run from the repo root with PYTHONPATH=.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 import triton.testing
 
 from common.cell import CellSpec
+from kernels import registry
 from measure.cells.build import build
 from measure.machine import nvml
 from measure.ranks.context import RankContext
@@ -31,12 +33,14 @@ from measure.timing.policy import TimingPolicy
 from measure.timing.sampler import Sampler, capture_graph
 
 POLICY = TimingPolicy(min_samples=10, min_time_s=0.5, max_time_s=3, max_noise=0.005)
+DENSE = registry.baselines()[0]
+HALF = next(p.numerator for p in registry.pairs("H1") if p.proxy)
 BURST_DUTY = 0.4
 DEVICE = torch.device("cuda", 0)
 
 
 def cell(method: str, n: int, b: int) -> CellSpec:
-    mask = "random_2of4" if method == "block_shock_half" else None
+    mask = None if registry.spec(method).mask == "none" else "random_2of4"
     return CellSpec("phase1", method, n, n, b, "bf16", mask, "gaussian", 1, False)
 
 
@@ -57,7 +61,7 @@ def event_ms(run, count: int = 1) -> float:
 
 def trace(ctx, seconds: float = 4.0) -> list[dict]:
     """From idle: back-to-back ~10 ms samples, each with the clock and power after it."""
-    built = build(ctx, cell("dense_single", 16384, 1024), 1, "auto")
+    built = build(ctx, cell(DENSE, 16384, 1024), 1, registry.AUTO)
     layer, x = built.layer, built.x
     xl = layer.local_input(x)
     one = capture_graph(lambda: layer.forward(xl), DEVICE)
@@ -75,7 +79,7 @@ def trace(ctx, seconds: float = 4.0) -> list[dict]:
 
 
 def time_cell(ctx, spec: CellSpec) -> dict:
-    built = build(ctx, spec, 1, "auto")
+    built = build(ctx, spec, 1, registry.AUTO)
     layer, x = built.layer, built.x
     xl = layer.local_input(x)
 
@@ -94,7 +98,7 @@ def time_cell(ctx, spec: CellSpec) -> dict:
     b1, b2 = burst.measure(fwd, "graph"), burst.measure(fwd, "graph")
     cold = sustained.measure(fwd, "graph", "cold")
     h1, h2 = first.median * 1e3, second.median * 1e3
-    row = {"method": spec.method, "N": spec.N, "B": spec.B, "alg_id": layer.alg_id}
+    row = {"method": spec.method, "N": spec.N, "B": spec.B, "alg_id": layer.kernel_record().alg_id}
     for name, st in (
         ("sustained", first),
         ("sustained_again", second),
@@ -148,7 +152,7 @@ def main(out_path: str, with_trace: bool) -> None:
             )
     for n in (8192, 16384):
         for b in (64, 1024):
-            for method in ("dense_single", "block_shock_half"):
+            for method in (DENSE, HALF):
                 r = time_cell(ctx, cell(method, n, b))
                 doc["cells"].append(r)
                 with open(out_path, "w") as f:  # kept after every cell: a timeout loses nothing

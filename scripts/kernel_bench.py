@@ -1,7 +1,9 @@
-"""One GPU, every 2:4 backend side by side: the Triton half, cuSPARSELt (searched alg), cuSPARSELt
-with B padded to its fastest batch, and the dense N_out x N_in/2 half (what TP runs per rank).
+"""One GPU, every 2:4 backend side by side (each registered backend that can run here and shows
+in reports, kernels/registry.py: cuSPARSELt with its searched alg, the same with B padded to its
+fastest batch, F.linear, the Triton half; `--backends` narrows), and the dense N_out x N_in/2
+half (what TP runs per rank, the one-GPU proxy's baseline).
 
-For each shape it (a) checks the three 2:4 halves against float64 (bound from dtype and K, the
+For each shape it (a) checks the 2:4 halves against float64 (bound from dtype and K, the
 harness's own rule), (b) times each backend in CUDA graphs of back-to-back forwards, median of
 samples, warm (one weight, L2-resident where it fits) and cold (forwards rotate over copies of
 the weight and X totalling > 3 x L2), in ROUNDS fresh graphs with the backends interleaved
@@ -12,8 +14,9 @@ everything to JSON.
 Tuning (Triton configs, cuSPARSELt alg search, the padded batch) happens when a half is built,
 before any timed region, into caches in a fresh temporary folder so this run tunes on its own.
 
-    python scripts/kernel_bench.py OUT.json            # full: ~5 min on an H100
+    python scripts/kernel_bench.py OUT.json            # full: ~5 min on an H100 (three backends)
     python scripts/kernel_bench.py OUT.json --quick    # N 16384 and 32768, B 16 and 64
+    python scripts/kernel_bench.py OUT.json --backends triton cslt cslt_padded   # the 2026-11 set
 """
 
 from __future__ import annotations
@@ -35,15 +38,20 @@ import triton
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.errors import CellSpecError  # noqa: E402
-from kernels import triton24, tune24  # noqa: E402
+from kernels import registry, triton24, tune24  # noqa: E402
+from kernels.backends.triton_half import Triton  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
-from kernels.sparse24 import SemiStructuredHalf  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
+from measure.machine.environment import cusparselt_runtime_version  # noqa: E402
 
-FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256)]
-FULL.append((16384, 1024))
+FULL = [(n, b) for n in (4096, 8192, 16384, 32768) for b in (16, 32, 64, 128, 256, 1024)]
 QUICK = [(n, b) for n in (16384, 32768) for b in (16, 64)]
-SPARSE = ("triton", "cslt", "cslt_padded")
+# The auto backend against cuSPARSELt at every batch a layer sees, 1 to 4096 (--sweep-b).
+SWEEP_B = [
+    (n, b) for n in (8192, 16384) for b in (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+]
+# The dense reference: the one-GPU proxy's baseline (the dense half), named as registered.
+DENSE = next(p.denominator for p in registry.pairs("H1") if p.proxy)
 # The tuner's default search is every candidate; here a core subset keeps the run short (each
 # config compiles once per B bucket; N does not recompile): the pointer kernel's two best of the
 # first H100 run and its split-K one, and the copy-engine (tma_) variant's winning tiles. The time
@@ -80,6 +88,7 @@ GRAPH_MS = 2.0  # forwards per graph: enough to fill about this long
 @dataclass
 class BackendResult:
     backend: str
+    backend_ran: str | None = None  # the kernel that ran (the auto backend names its pick)
     warm_ms: float | None = None
     cold_ms: float | None = None
     cold_copies: int = 1
@@ -162,15 +171,17 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
     shape = {"N": n, "B": batch, "weights_fit_l2": n * n * 2 * 9 // 16 < l2, "results": {}}
     ref = absref = None
     timed = []  # (result, forwards) of the backends that run, timed together below
-    for backend in (*SPARSE, "dense_half"):
+    for backend in (*args.backends, DENSE):
         r = BackendResult(backend)
         shape["results"][backend] = r
-        if backend == "triton":
+        impl = registry.backend(backend) if backend != DENSE else None
+        if impl is not None:
             try:
-                triton24.check_shape(n, n, batch, dt, f"N={n} B={batch}")
+                impl.check_shape(n, n, batch, dt, f"N={n} B={batch}")
             except CellSpecError as e:
                 r.not_run = str(e)
                 continue
+        if isinstance(impl, Triton):  # tuned here on a narrowed search, built from the cache
             from kernels.compressed24 import compress
 
             names = None if args.all_configs else CORE_CONFIGS
@@ -181,7 +192,7 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
             except triton.runtime.errors.OutOfResources as e:
                 r.not_run = str(e)  # no config of the search fits this B: the table says so
                 continue
-        if backend == "dense_half":
+        if impl is None:
             xs = [x[:, : n // 2].contiguous()]
             ws = [w_half] + [w_half.clone() for _ in range(copies - 1)]
             outs = [torch.empty(batch, n, device="cuda", dtype=dt) for _ in range(copies)]
@@ -189,9 +200,11 @@ def run_shape(n: int, batch: int, args, ceiling: float, l2: int) -> dict:
             fwd = [partial(torch.mm, xs[i], ws[i].t(), out=outs[i]) for i in range(copies)]
             nbytes = dense_bytes
         else:
-            halves = [SemiStructuredHalf(wm, None, backend, x) for _ in range(copies)]
-            h = halves[0]
-            r.alg_id, r.alg_source, r.padded_batch = h.alg_id, h.alg_source, h.padded_batch
+            where = f"kernel_bench N={n} B={batch}"
+            halves = [impl.build(wm, None, x, where) for _ in range(copies)]
+            rec = halves[0].record
+            r.backend_ran = rec.backend
+            r.alg_id, r.alg_source, r.padded_batch = rec.alg_id, rec.alg_source, rec.padded_batch
             xs = [x] + [x.clone() for _ in range(copies - 1)]
             outs = [torch.empty(batch, n, device="cuda", dtype=dt) for _ in range(copies)]
             fwd = [partial(halves[i].mm_into, xs[i], outs[i]) for i in range(copies)]
@@ -241,32 +254,64 @@ def print_table(shapes: list[dict]) -> None:
                 f"{s['N']:>6} {s['B']:>5} {name:<12} {r['warm_ms']:9.4f} {r['cold_ms']:9.4f} "
                 f"{r['floor_ms']:8.4f} {r['pct_floor_cold']:6.1f}% {spread:6.1f}%  {alg}"
             )
-    print("\nratios (cold ms): triton/dense_half (floor 1.125), cslt/triton, cslt_padded/triton")
+    sparse = [k for k in shapes[0]["results"] if k != DENSE] if shapes else []
+    print(f"\nratios (cold ms) to {DENSE} (byte floor 1.125): " + ", ".join(sparse))
     for s in shapes:
         t = {k: v["cold_ms"] for k, v in s["results"].items()}
         l2 = " (weights fit in L2: warm is L2-resident)" if s["weights_fit_l2"] else ""
-        print(
-            f"N={s['N']:>5} B={s['B']:>4}: {ratio(t['triton'], t['dense_half'])} "
-            f"{ratio(t['cslt'], t['triton'])} {ratio(t['cslt_padded'], t['triton'])}{l2}"
-        )
-    print("\ntriton configs the tuner timed (do_bench median ms, L2 flushed), fastest first")
-    for s in shapes:
-        tried = sorted(s["results"]["triton"]["tuning_ms"].items(), key=lambda kv: kv[1])
-        row = "  ".join(f"{name} {ms:.4f}" for name, ms in tried)
-        print(f"N={s['N']:>5} B={s['B']:>4}: {row or 'from cache'}")
+        ratios = " ".join(ratio(t[k], t[DENSE]) for k in sparse)
+        print(f"N={s['N']:>5} B={s['B']:>4}: {ratios}{l2}")
+    auto = registry.default_backend("cuda")  # the backend that picks per shape
+    if auto in sparse:
+        others = [k for k in sparse if k != auto]
+        print(f"\nratios (cold ms) to {auto} (>= 1: {auto} is not slower): " + ", ".join(others))
+        for s in shapes:
+            t = {k: v["cold_ms"] for k, v in s["results"].items()}
+            picked = s["results"][auto]["backend_ran"]
+            ratios = " ".join(ratio(t[k], t[auto]) for k in others)
+            print(f"N={s['N']:>5} B={s['B']:>4}: {ratios}  ({auto} ran {picked})")
+    for k in sparse:
+        tuned = [s for s in shapes if s["results"][k]["tuning_ms"]]
+        if not tuned:
+            continue
+        print(f"\n{k} configs the tuner timed (do_bench median ms, L2 flushed), fastest first")
+        for s in shapes:
+            tried = sorted(s["results"][k]["tuning_ms"].items(), key=lambda kv: kv[1])
+            row = "  ".join(f"{name} {ms:.4f}" for name, ms in tried)
+            print(f"N={s['N']:>5} B={s['B']:>4}: {row or 'from cache'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json_out", type=Path)
     parser.add_argument("--quick", action="store_true", help="N 16384 and 32768, B 16 and 64 only")
+    parser.add_argument(
+        "--sweep-b", action="store_true", help="N 8192 and 16384 at B 1..4096 (auto against cslt)"
+    )
     parser.add_argument("--all-configs", action="store_true", help="tune over every config")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=registry.backend_names(),
+        help="2:4 backends to time (default: every one that runs here and shows in reports)",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("kernel_bench needs a CUDA GPU")
+    here = torch.device("cuda")
+    if args.backends is None:
+        specs = registry.backend_specs()
+        runs = [b for b in specs if registry.backend(b.name).available(here) is None]
+        args.backends = [b.name for b in runs if b.shown]
+    for name in args.backends:
+        reason = registry.backend(name).available(here)
+        if reason:
+            sys.exit(f"kernel_bench: {reason}")
     cache_dir = tempfile.mkdtemp(prefix="kernel_bench_")
     os.environ["BS_TRITON24_CACHE"] = f"{cache_dir}/triton24.json"
     os.environ["BS_CSLT_ALG_CACHE"] = f"{cache_dir}/cslt.json"
+    os.environ["BS_SM90_24_CACHE"] = f"{cache_dir}/sm90_24.json"
+    os.environ["BS_AUTO_CACHE"] = f"{cache_dir}/auto.json"
     start = time.time()
     props = torch.cuda.get_device_properties(0)
     ceiling = copy_ceiling_tb_s()
@@ -279,6 +324,7 @@ def main() -> None:
         "cuda": torch.version.cuda,
         "triton": triton.__version__,
         "cusparselt": torch.backends.cusparselt.version(),
+        "cusparselt_runtime": cusparselt_runtime_version(),
         "copy_ceiling_tb_s": ceiling,
         "dtype": "bf16",
         "mask": "random_2of4",
@@ -286,7 +332,7 @@ def main() -> None:
     }
     print(f"{props.name}: copy ceiling {ceiling:.2f} TB/s, L2 {props.L2_cache_size >> 20} MiB")
     shapes = []
-    for n, batch in QUICK if args.quick else FULL:
+    for n, batch in QUICK if args.quick else SWEEP_B if args.sweep_b else FULL:
         t = time.time()
         shapes.append(run_shape(n, batch, args, ceiling, props.L2_cache_size))
         print(f"  N={n} B={batch} done in {time.time() - t:.1f} s", flush=True)

@@ -13,7 +13,7 @@ bytes read from the weight), so a change to the kernel aims at the part that cos
   waits go);
 - `stream`: loads the pair words and meta bytes only and folds them into an integer sum: the
   pure streaming rate of this tiling;
-- `dense_half`: torch's dense N x N/2 half (cuBLAS), what TP runs per rank;
+- the dense half (`kernel_bench.DENSE`): torch's dense N x N/2 half (cuBLAS), what TP runs per rank;
 plus the one-pass compress kernel (kernels/triton_compress24.py) against cuSPARSELt's compress
 and the torch reference path. Floors: bytes over the device-copy ceiling measured here.
 
@@ -37,7 +37,7 @@ from kernels import triton24  # noqa: E402
 from kernels.compressed24 import compress, compress_into, compress_reference  # noqa: E402
 from kernels.masks import make_mask_pair  # noqa: E402
 from measure.checks import bounds as checks  # noqa: E402
-from scripts.kernel_bench import copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
+from scripts.kernel_bench import DENSE, copy_ceiling_tb_s, floor_ms, graph_ms  # noqa: E402
 
 SHAPES = [(16384, 16), (16384, 64), (32768, 16), (32768, 64)]
 # The tuner's winners on an H100 (reports/published/data/h100-2026-11-25c): B 16, B 16-32, B 64 (two
@@ -173,7 +173,7 @@ def run_shape(n: int, batch: int, ceiling: float) -> list[dict]:
     out = torch.empty(batch, n, dtype=torch.bfloat16, device="cuda")
     ms = graph_ms([lambda: torch.mm(x[:, : n // 2], half.t(), out=out)])
     dense_bytes = half.numel() * 2 + batch * n // 2 * 2 + batch * n * 2
-    rows.append(dict(N=n, B=batch, config="cublas", kind="dense_half", ms=ms,
+    rows.append(dict(N=n, B=batch, config="cublas", kind=DENSE, ms=ms,
                      pct_floor=100 * floor_ms(dense_bytes, ceiling) / ms))  # fmt: skip
     return rows
 

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from bench.study.integrity import SUFFIX, SUPERSEDED
 from bench.study.manifest import CellRun, Manifest
+from common.errors import RecordError
+from common.schema.record import CellRecord
+from common.schema.versions import read_cell_record
 from measure.phases import PHASES
 
 
@@ -31,13 +34,22 @@ def _read(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _record(path: Path) -> CellRecord | None:
+    """The cell record at `path` through the record schema; None where it cannot be read (the
+    study then counts it by its path, so it is still seen)."""
+    doc = _read(path)
+    try:
+        return None if doc is None else read_cell_record(doc, str(path))
+    except RecordError:
+        return None
+
+
 def slice_records(study: Path, slice_id: str) -> dict[str, list[Path]]:
     """The slice's record files under runs/, by cell name (a readable record names its cell)."""
     out: dict[str, list[Path]] = {}
     for path in sorted((study / "runs" / slice_id).glob("*/cells/*/*.json")):
-        doc = _read(path)
-        name = doc.get("name") if doc else None
-        out.setdefault(str(name or path), []).append(path)
+        record = _record(path)
+        out.setdefault(record.name if record else str(path), []).append(path)
     return out
 
 
@@ -56,11 +68,11 @@ def writes_records(m: Manifest) -> bool:
 
 def _attempt_problem(path: Path, slice_id: str) -> str | None:
     """A record written by another attempt than the slice it is kept in (records from before
-    attempts were recorded carry none and are not judged)."""
-    doc = _read(path) or {}
-    if "attempt" not in doc:
+    attempts were recorded, record version 3 and earlier, carry none and are not judged)."""
+    record = _record(path)
+    if record is None or record.attempt is None:
         return None
-    attempt = (doc["attempt"] or {}).get("id")
+    attempt = record.attempt.id
     return None if attempt == slice_id else f"written by attempt {attempt!r}, not {slice_id}"
 
 

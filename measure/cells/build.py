@@ -6,45 +6,49 @@ computes is the same; the method object keeps only what that rank would hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from common.cell import CellSpec
 from common.dtypes import DTYPES
+from common.errors import CellSpecError
+from kernels import registry
 from kernels.masks import make_mask_pair
 from kernels.methods import BuildArgs, Method
 from kernels.registry import MethodSpec, spec
-from kernels.sparse24 import check_dims, check_shape, default_backend
 from measure.cells.workloads import make_inputs
+from measure.ranks.context import RankContext
 
 
 def resolve_backend(method: MethodSpec, device_type: str, requested: str) -> str | None:
-    """The 2:4 backend a semi-structured method runs on here (None for dense methods)."""
+    """The 2:4 backend a semi-structured method runs on here (None for dense methods): the
+    one the cell or the run names, else (registry.AUTO) the registry's default for this device."""
     if not method.semi_structured:
         return None
-    if device_type != "cuda":
-        return "emulated"
-    return default_backend(torch.device("cuda")) if requested == "auto" else requested
+    return registry.default_backend(device_type) if requested == registry.AUTO else requested
 
 
 def unavailable_here(cell: CellSpec, device_type: str) -> str | None:
-    """Why a valid cell cannot run on this machine (skipped with this reason), or None."""
-    if cell.backend not in (None, "emulated") and device_type != "cuda":
-        return f"the {cell.backend} 2:4 backend needs a CUDA GPU; this run is on {device_type}"
-    return None
+    """Why a valid cell cannot run on this machine (skipped with this reason), or None: the
+    backend it names says so itself."""
+    if cell.backend is None:
+        return None
+    return registry.backend(cell.backend).available(torch.device(device_type))
 
 
-def preflight(cell: CellSpec, device_type: str, requested_backend: str = "auto") -> None:
-    """Rules that depend on the machine; raised before any rank starts work on the cell. An
-    emulated 2:4 cell (CPU) must still have a shape some GPU 2:4 kernel takes: its result
-    stands for a GPU run, and one that no GPU can make is refused rather than emulated."""
-    backend = resolve_backend(spec(cell.method), device_type, cell.backend or requested_backend)
-    if backend == "emulated":
-        where = f"{cell.name} (on {device_type}: emulated, but no GPU could run it)"
-        check_dims(cell.N_out, cell.N, "any GPU backend", where)
-    elif backend:
-        check_shape(cell.N_out, cell.N, cell.B, DTYPES[cell.dtype], backend, cell.name)
+def preflight(cell: CellSpec, device_type: str, requested_backend: str = registry.AUTO) -> None:
+    """Rules that depend on the machine; raised before any rank starts work on the cell: the
+    backend the cell runs on must be able to run here and take its shape."""
+    name = resolve_backend(spec(cell.method), device_type, cell.backend or requested_backend)
+    if name is None:
+        return
+    backend = registry.backend(name)
+    reason = backend.available(torch.device(device_type))
+    if reason is not None:
+        raise CellSpecError(f"{cell.name}: {reason}")
+    backend.check_shape(cell.N_out, cell.N, cell.B, DTYPES[cell.dtype], cell.name)
 
 
 @dataclass
@@ -56,7 +60,11 @@ class BuiltCell:
 
 
 def build(
-    ctx, cell: CellSpec, seed: int, requested_backend: str, method: MethodSpec | None = None
+    ctx: RankContext,
+    cell: CellSpec,
+    seed: int,
+    requested_backend: str,
+    method: MethodSpec | None = None,
 ) -> BuiltCell:
     """Inputs, masks and this rank's method; identical X and W on every rank from one seed.
 
@@ -81,7 +89,7 @@ def build(
     return BuiltCell(layer, x, args, peak)
 
 
-def _allocated(ctx) -> int | None:
+def _allocated(ctx: RankContext) -> int | None:
     if ctx.device.type != "cuda":
         return None
     torch.cuda.synchronize(ctx.device)
@@ -89,14 +97,14 @@ def _allocated(ctx) -> int | None:
     return torch.cuda.memory_allocated(ctx.device)
 
 
-def _peak_since(ctx, before: int | None) -> int | None:
+def _peak_since(ctx: RankContext, before: int | None) -> int | None:
     if before is None:
         return None
     torch.cuda.synchronize(ctx.device)
     return torch.cuda.max_memory_allocated(ctx.device) - before
 
 
-def forward_peak_bytes(ctx, forward) -> int | None:
+def forward_peak_bytes(ctx: RankContext, forward: Callable[[], object]) -> int | None:
     """Peak bytes one plain forward allocates over what was allocated before it: the method's
     own transient and output memory, none of the timer's buffers or graphs."""
     before = _allocated(ctx)

@@ -2,7 +2,9 @@
 
 One file is the source of truth for the pytest cells and the asv suite alike. Every rule is
 checked when the file is loaded, so a typo fails collection with a message that names the file,
-the key, the bad value and the allowed ones, before any process group or GPU is touched.
+the key, the bad value, the closest allowed one and all of them, before any process group or GPU
+is touched: each axis's values against what is implemented (`implemented_values`), each
+block's values against the axes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import itertools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from common.cell import AXES, OPTIONAL_AXES, CellSpec
 from common.dtypes import DTYPE_NAMES
 from common.errors import MatrixError, closest
-from kernels.masks import PERIODIC_MASKS, TRANSPOSABLE_MASKS
-from kernels.registry import REGISTRY
+from kernels import registry
+from kernels.masks import MASKS, PERIODIC_MASKS, TRANSPOSABLE_MASKS
+from kernels.training import OPTIMIZERS, VARIANTS
+from measure.cells.workloads import WORKLOADS
 from measure.phases import PHASES
 from measure.timing.policy import TimingPolicy
 
@@ -59,6 +64,23 @@ class Matrix:
         return self.suites[name]
 
 
+def implemented_values() -> dict[str, tuple]:
+    """Every value each listed axis can take, read from where it is implemented: a value of
+    benchmarks.json's `axes` outside these fails loading (so a typo fails collection). Read
+    per load, so methods a plugin registers count."""
+    return {
+        "phase": tuple(PHASES),
+        "method": registry.method_names(),
+        "dtype": DTYPE_NAMES,
+        "mask": MASKS,
+        "workload": tuple(WORKLOADS),
+        "bias": (False, True),
+        "backend": registry.backend_names(),
+        "optimizer": OPTIMIZERS,
+        "variant": VARIANTS,
+    }
+
+
 def _fail(path, where, msg):
     raise MatrixError(f"{path}: {where}: {msg}")
 
@@ -75,7 +97,7 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
     """Rules that hold on every machine, read from the method's spec; a broken one raises
     MatrixError naming the cell and the rule."""
     name = where or cell.name
-    spec = REGISTRY[cell.method]
+    spec = registry.spec(cell.method)
     for axis in INT_AXES:
         v = getattr(cell, axis)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -105,6 +127,8 @@ def validate_cell(cell: CellSpec, where: str = "") -> None:
         raise MatrixError(f"{name}: {cell.method} takes no mask, got {cell.mask!r}")
     if cell.backend is not None and not spec.semi_structured:
         raise MatrixError(f"{name}: {cell.method} has no 2:4 kernel, so takes no backend")
+    if not spec.runs(cell.phase):
+        raise MatrixError(f"{name}: {cell.method} runs {spec.phases} only, not {cell.phase}")
     _training_rules(cell, name)
     phase = PHASES[cell.phase]
     for axis in ("optimizer", "variant", "steps"):
@@ -132,7 +156,7 @@ def _training_rules(cell: CellSpec, name: str) -> None:
 def _normalized(cell: CellSpec) -> CellSpec:
     """A block's cross product names every axis for every phase and method: each cell keeps
     only the axes its phase and method take (a dense method's mask, a phase0 optimizer go)."""
-    spec = REGISTRY[cell.method]
+    spec = registry.spec(cell.method)
     phase = PHASES[cell.phase]
     keep = {
         "mask": spec.mask != "none",
@@ -141,7 +165,8 @@ def _normalized(cell: CellSpec) -> CellSpec:
         "variant": "variant" in phase.axes and spec.semi_structured,
         "steps": "steps" in phase.axes,
     }
-    return replace(cell, **{axis: None for axis, kept in keep.items() if not kept})
+    dropped: dict[str, Any] = {axis: None for axis, kept in keep.items() if not kept}
+    return replace(cell, **dropped)
 
 
 def _expand_block(path, where, block, axes) -> list[CellSpec]:
@@ -167,7 +192,7 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
                 if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                     _fail(path, f"{where}.{axis}", f"must be positive integers, got {v!r}")
     for method in values["method"]:
-        fixed = REGISTRY[method].world_size
+        fixed = registry.spec(method).world_size
         if fixed and fixed not in values["world_size"]:
             _fail(
                 path,
@@ -178,7 +203,7 @@ def _expand_block(path, where, block, axes) -> list[CellSpec]:
     cells: list[CellSpec] = []
     for combo in itertools.product(*(values[axis] for axis in AXES)):
         point = dict(zip(AXES, combo, strict=True))
-        fixed = REGISTRY[point["method"]].world_size
+        fixed = registry.spec(point["method"]).world_size
         if fixed and point["world_size"] != fixed:
             continue  # a block may mix world sizes; each method keeps the ones it runs at
         point["N_out"] = point["N_out"] or point["N"]
@@ -206,14 +231,17 @@ def load_matrix(path: str | Path = DEFAULT_PATH) -> Matrix:
         )
     axes = doc.get("axes", {})
     _check_keys(path, "axes", axes, LIST_AXES + OPTIONAL_LIST_AXES)
-    known = {"method": REGISTRY, "dtype": DTYPE_NAMES, "phase": PHASES}
-    for axis, implemented in known.items():
-        for v in axes.get(axis, []):
-            if v not in implemented:
+    for axis, implemented in implemented_values().items():
+        values = axes.get(axis, [])
+        if not isinstance(values, list):
+            _fail(path, f"axes.{axis}", f"must be a list, got {values!r}")
+        for v in values:
+            if not any(v == i and type(v) is type(i) for i in implemented):  # 1 is not True
                 _fail(
                     path,
                     f"axes.{axis}",
-                    f"{v!r} is not implemented; implemented: {list(implemented)}",
+                    f"{v!r} is not implemented{closest(v, implemented)}; "
+                    f"implemented: {list(implemented)}",
                 )
     for axis in LIST_AXES:
         if axis not in axes:

@@ -64,7 +64,7 @@ def describe(name: str) -> str:
     """One line on what a workload's activations look like."""
     if name == "fixed_seed":
         return f"i.i.d. N(0, 1) drawn from seed {FIXED_SEED} on every run (reproducible inputs)."
-    return WORKLOADS[name].__doc__.strip()
+    return (WORKLOADS[name].__doc__ or "").strip()
 
 
 def make_inputs(

@@ -14,12 +14,13 @@ A method that drops one 2:4 group in every row at N=256 misses the Frobenius bou
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
+from common.schema.checks import ErrorFigures
 
 ACCUMULATOR_ROUNDOFF = 2.0**-24
 REFERENCE_CHUNK_BYTES = 1 << 30
@@ -29,7 +30,8 @@ def roundings(collective: str | None, world_size: int) -> int:
     return 2 * world_size - 1 if collective == "all_reduce" and world_size > 1 else 1
 
 
-def bounds(dtype: torch.dtype, k: int, collective: str | None, world_size: int) -> dict:
+def bounds(dtype: torch.dtype, k: int, collective: str | None, world_size: int) -> dict[str, Any]:
+    """rel_fro_bound, elementwise_factor and roundings (c) for K and the collective."""
     u, ua = UNIT_ROUNDOFF[dtype], ACCUMULATOR_ROUNDOFF
     c = roundings(collective, world_size)
     return {
@@ -39,7 +41,9 @@ def bounds(dtype: torch.dtype, k: int, collective: str | None, world_size: int) 
     }
 
 
-def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+def reference(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """float64 X W^T + b and |X| |W|^T + |b|, chunked over output rows to bound memory."""
     x64 = x.double()
     rows = max(1, REFERENCE_CHUNK_BYTES // (8 * w.shape[1]))
@@ -55,32 +59,16 @@ def reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
     return ref, absref
 
 
-@dataclass
-class ErrorFigures:
-    """One rank's output against float64: the figures the record keeps and the bounds."""
-
-    nonfinite: int  # output elements that are NaN/inf (poison left, or overflow)
-    nonfinite_inputs: int  # NaN/inf in X, W or b themselves (a workload bug, not the method's)
-    rel_fro: float
-    max_abs: float
-    mean_abs: float
-    max_rel: float
-    max_abs_over_bound: float
-    ref_fro: float
-    rel_fro_bound: float
-    elementwise_factor: float
-    roundings: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def count_nonfinite(*tensors) -> int:
+def count_nonfinite(*tensors: torch.Tensor | None) -> int:
     return sum(int((~torch.isfinite(t)).sum()) for t in tensors if t is not None)
 
 
 def error_figures(
-    out: torch.Tensor, ref: torch.Tensor, absref: torch.Tensor, bound: dict, nonfinite_inputs=0
+    out: torch.Tensor,
+    ref: torch.Tensor,
+    absref: torch.Tensor,
+    bound: dict[str, Any],
+    nonfinite_inputs: int = 0,
 ) -> ErrorFigures:
     """Figures that go into the record; NaN or inf anywhere (poison left) makes them fail."""
     o = out.double()
@@ -98,7 +86,9 @@ def error_figures(
         max_rel=float((diff.abs() / ref.abs().clamp_min(1e-30)).max()),
         max_abs_over_bound=float((diff.abs() / allowed).max()),
         ref_fro=ref_norm,
-        **bound,
+        rel_fro_bound=bound["rel_fro_bound"],
+        elementwise_factor=bound["elementwise_factor"],
+        roundings=bound["roundings"],
     )
 
 

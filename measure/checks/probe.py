@@ -38,12 +38,12 @@ freed where memory is tight); W' is generated in row chunks.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
+from common.schema.checks import ExactFigures, Mismatch
 from kernels.methods import BuildArgs, Method
 from kernels.registry import spec
 
@@ -67,26 +67,6 @@ def _pair_sign_table() -> torch.Tensor:
 
 _PAIR_SIGNS = _pair_sign_table()
 _BITS = torch.tensor([1, 2, 4, 8], dtype=torch.uint8)
-
-
-@dataclass
-class ExactFigures:
-    """What the probe found on one rank (plain data for the record)."""
-
-    dtype: str
-    exact_limit: int  # 2^p - 1: largest |partial sum| the probe allows
-    groups: int  # 2:4 groups of K
-    groups_per_row: int
-    probes: int  # forwards run, each of the cell's B rows
-    covered_groups: int  # groups some probe row had nonzero input in
-    elements: int  # output elements compared
-    mismatches: int  # elements != float64 reference (NaN counts)
-    nonfinite: int
-    max_abs_diff: float  # over finite elements
-    first_mismatch: dict | None  # {probe, row, col, got, want}
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def exact_limit(dtype: torch.dtype) -> int:
@@ -164,9 +144,8 @@ def _reference(x: torch.Tensor, w_eff: torch.Tensor, b: torch.Tensor | None) -> 
 
 def poisoned_forward(layer: Method, x: torch.Tensor) -> torch.Tensor:
     """One forward of `layer` on the full input x, its output buffers NaN-filled first."""
-    layer.out.fill_(float("nan"))
-    if hasattr(layer, "local"):
-        layer.local.fill_(float("nan"))
+    for buffer in layer.forward_buffers():
+        buffer.fill_(float("nan"))
     return layer.forward(layer.local_input(x))
 
 
@@ -186,7 +165,7 @@ def exact_probe(
     """Build `method` (a registered name, or a class: tests plant faults that way) from W' and run
     every probe through it. Call it on every rank of the group together: all draw the same
     inputs from `seed` and run the same number of forwards (collectives inside)."""
-    cls = spec(method).cls if isinstance(method, str) else method
+    cls: type[Method] = spec(method).cls if isinstance(method, str) else method
     dev = ctx.device
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
@@ -202,7 +181,8 @@ def exact_probe(
     row_groups = _row_groups(n_groups, g, batch, probes, gen, dev)
     covered = torch.zeros(n_groups, dtype=torch.bool, device=dev)
     mismatches = nonfinite = 0
-    max_abs, first = 0.0, None
+    max_abs: float = 0.0
+    first: Mismatch | None = None
     for p in range(probes):
         x = probe_input(row_groups[p * batch : (p + 1) * batch], n_in, dtype, gen)
         covered |= x.view(batch, -1, 4).ne(0).any(-1).any(0)
@@ -215,8 +195,7 @@ def exact_probe(
         max_abs = max(max_abs, float(torch.where(finite, got - want, 0.0).abs().max()))
         if first is None and wrong.any():
             r, c = wrong.nonzero()[0].tolist()
-            first = {"probe": p, "row": r, "col": c, "got": got[r, c].item()}
-            first["want"] = want[r, c].item()
+            first = Mismatch(probe=p, row=r, col=c, got=got[r, c].item(), want=want[r, c].item())
     return ExactFigures(
         dtype=str(dtype).removeprefix("torch."),
         exact_limit=exact_limit(dtype),
@@ -242,10 +221,11 @@ def assert_exact(fig: ExactFigures, cell: str, rank: int | None = None) -> None:
         )
     if fig.mismatches:
         f = fig.first_mismatch
+        first = "" if f is None else f"; first at probe {f.probe} row {f.row} column {f.col}"
+        got = "" if f is None else f": got {f.got}, want {f.want}"
         raise CorrectnessError(
             f"{who}: exact probe: {fig.mismatches} of {fig.elements} output elements differ from "
-            f"float64 ({fig.nonfinite} NaN/inf; first at probe {f['probe']} row {f['row']} "
-            f"column {f['col']}: got {f['got']}, want {f['want']}); on these inputs every "
+            f"float64 ({fig.nonfinite} NaN/inf{first}{got}); on these inputs every "
             f"partial sum is an integer <= {fig.exact_limit}, exact in {fig.dtype}: the rule is "
             f"equality"
         )

@@ -34,6 +34,9 @@ import torch
 
 from common.dtypes import UNIT_ROUNDOFF
 from common.errors import CorrectnessError
+from common.schema.checks import ErrorFigures
+from common.schema.phase_figures import DriftFigures, TrainFigures
+from kernels.methods import Method
 from kernels.training import ADAMW_DEFAULTS, TrainConfig, make_optimizer
 from measure.checks import bounds as checks
 
@@ -49,20 +52,21 @@ def grad_output(batch: int, n_out: int, dtype: torch.dtype, device, seed: int) -
 class BackwardCheck:
     """grad_X against float64, and which path computed it (a masked-dense fallback says so)."""
 
-    errors: checks.ErrorFigures
+    errors: ErrorFigures
     backward_backend: str
 
 
-def check_backward(layer, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int) -> dict:
+def check_backward(
+    layer: Method, w_eff: torch.Tensor, grad_y: torch.Tensor, world_size: int
+) -> BackwardCheck:
     """Poison grad_X, run this rank's backward, compare with float64 grad_Y W_eff.
 
     `w_eff` is the method's effective weight (`type(layer).effective_weight(args)`), `grad_y`
     the full B x N_out; returns the error figures (assert with checks.assert_correct) and the
     backward backend, so a masked-dense backward is never silent.
     """
-    for name in ("grad_x", "grad_local"):
-        if hasattr(layer, name):
-            getattr(layer, name).fill_(float("nan"))
+    for buffer in layer.backward_buffers():
+        buffer.fill_(float("nan"))
     gx = layer.backward_input(layer.local_grad_output(grad_y))
     if gx.is_cuda:
         torch.cuda.synchronize(gx.device)
@@ -260,6 +264,8 @@ def reference_for(
     """The float64 reference of a TrainState's run (its method, variant, masks, optimizer), and
     the run's master weights compared with it."""
     kind = type(state.layer)
+    step_mask: MaskOfStep | None  # the forward's mask at step i (T1m), else None
+    grad_mask: GradMask
     if state.full_master:
         history = state.m0_history
         if history is None or len(history) < steps:
@@ -323,40 +329,42 @@ class WeightComparison:
         self.max_over_bound = max(self.max_over_bound, ratio)
 
 
-def training_figures(comparison: WeightComparison, ref: TrainReference, losses: list[float]):
+def training_figures(
+    comparison: WeightComparison, ref: TrainReference, losses: list[float]
+) -> TrainFigures:
     """The weights' figures from the comparison and every step's loss against the reference
     loss, each over its bound; NaN/inf counted."""
     loss_err = [abs(a - b) for a, b in zip(losses, ref.losses, strict=True)]
     ref_norm = math.sqrt(comparison.ref_sq)
-    return {
-        "steps": len(losses),
-        "nonfinite": comparison.nonfinite + sum(not math.isfinite(v) for v in losses),
-        "weight_rel_fro": math.sqrt(comparison.diff_sq) / ref_norm,
-        "weight_rel_fro_bound": math.sqrt(comparison.bound_sq) / ref_norm,
-        "weight_max_abs_over_bound": comparison.max_over_bound,
-        "losses": list(losses),
-        "reference_losses": list(ref.losses),
-        "loss_error_over_bound": max(
+    return TrainFigures(
+        steps=len(losses),
+        nonfinite=comparison.nonfinite + sum(not math.isfinite(v) for v in losses),
+        weight_rel_fro=math.sqrt(comparison.diff_sq) / ref_norm,
+        weight_rel_fro_bound=math.sqrt(comparison.bound_sq) / ref_norm,
+        weight_max_abs_over_bound=comparison.max_over_bound,
+        losses=list(losses),
+        reference_losses=list(ref.losses),
+        loss_error_over_bound=max(
             (e / b if b > 0 else math.inf) for e, b in zip(loss_err, ref.loss_bounds, strict=True)
         ),
-    }
+    )
 
 
-def assert_trained(fig: dict, cell: str, rank: int | None = None) -> None:
+def assert_trained(fig: TrainFigures, cell: str, rank: int | None = None) -> None:
     """Raise CorrectnessError naming the cell, the rank and the broken rule."""
     who = f"{cell}" + (f" rank {rank}" if rank is not None else "")
-    if fig["nonfinite"]:
-        raise CorrectnessError(f"{who}: {fig['nonfinite']} weights or losses are NaN/inf")
-    if not fig["loss_error_over_bound"] <= 1.0:
+    if fig.nonfinite:
+        raise CorrectnessError(f"{who}: {fig.nonfinite} weights or losses are NaN/inf")
+    if not fig.loss_error_over_bound <= 1.0:
         raise CorrectnessError(
-            f"{who}: a step's loss is {fig['loss_error_over_bound']:.2f}x its bound from the "
-            f"float64 reference (losses {fig['losses']} vs {fig['reference_losses']})"
+            f"{who}: a step's loss is {fig.loss_error_over_bound:.2f}x its bound from the "
+            f"float64 reference (losses {fig.losses} vs {fig.reference_losses})"
         )
-    if not fig["weight_max_abs_over_bound"] <= 1.0:
+    if not fig.weight_max_abs_over_bound <= 1.0:
         raise CorrectnessError(
-            f"{who}: after {fig['steps']} steps a weight is {fig['weight_max_abs_over_bound']:.2f}x"
+            f"{who}: after {fig.steps} steps a weight is {fig.weight_max_abs_over_bound:.2f}x"
             f" its error bound E_k from the float64 reference (rel. Frobenius error "
-            f"{fig['weight_rel_fro']:.2e}, bound {fig['weight_rel_fro_bound']:.2e})"
+            f"{fig.weight_rel_fro:.2e}, bound {fig.weight_rel_fro_bound:.2e})"
         )
 
 
@@ -364,8 +372,12 @@ DRIFT_CAP = 1.0  # a relative error of 100%: the trajectory no longer carries in
 
 
 def drift_figures(
-    trajectory: list[torch.Tensor], x0: torch.Tensor, w_eff: torch.Tensor, collective, world_size
-) -> dict:
+    trajectory: list[torch.Tensor],
+    x0: torch.Tensor,
+    w_eff: torch.Tensor,
+    collective: str | None,
+    world_size: int,
+) -> DriftFigures:
     """Per-step relative Frobenius error of a drift run against the float64 trajectory of the
     same block with the method's effective weight, and each step's bound.
 
@@ -388,16 +400,17 @@ def drift_figures(
         nonfinite += bad
         errors.append(math.inf if bad else float((run - x64).norm() / x64.norm()))
         bounds_.append(min(DRIFT_CAP, e * (lip**t - 1) / (lip - 1)))
-    return {"errors": errors, "bounds": bounds_, "nonfinite": nonfinite, "lipschitz": lip}
+    return DriftFigures(errors=errors, bounds=bounds_, nonfinite=nonfinite, lipschitz=lip)
 
 
-def assert_drift(fig: dict, cell: str, rank: int | None = None) -> None:
+def assert_drift(fig: DriftFigures, cell: str, rank: int | None = None) -> None:
+    """Raise CorrectnessError naming the cell, the rank, the step and the bound it broke."""
     who = f"{cell}" + (f" rank {rank}" if rank is not None else "")
-    if fig["nonfinite"]:
-        raise CorrectnessError(f"{who}: drift produced {fig['nonfinite']} NaN/inf values")
-    for t, (err, bound) in enumerate(zip(fig["errors"], fig["bounds"], strict=True), start=1):
+    if fig.nonfinite:
+        raise CorrectnessError(f"{who}: drift produced {fig.nonfinite} NaN/inf values")
+    for t, (err, bound) in enumerate(zip(fig.errors, fig.bounds, strict=True), start=1):
         if not err <= bound:
             raise CorrectnessError(
                 f"{who}: drift step {t}: relative error {err:.3e} exceeds its bound {bound:.3e} "
-                f"(e (L^t - 1)/(L - 1), L = {fig['lipschitz']:.2f}, capped at {DRIFT_CAP})"
+                f"(e (L^t - 1)/(L - 1), L = {fig.lipschitz:.2f}, capped at {DRIFT_CAP})"
             )

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from common.errors import MeterUnavailable
+from common.schema.energy import EnergyFigures, PowerSample
 from measure.machine import nvml
 from measure.timing.sampler import capture_graph
 
@@ -35,7 +36,7 @@ class Window:
     seconds: float
     joules: float
     joules_integral: float | None = None
-    samples: list = field(default_factory=list)  # (t, power_w, sm_mhz, temp_c, reasons)
+    samples: list[PowerSample] = field(default_factory=list)
     settle_s: float = 0.0  # idle windows: how long power took to settle first
 
     @property
@@ -49,7 +50,7 @@ class PowerSampler(threading.Thread):
     def __init__(self, h, period_s: float):
         super().__init__(daemon=True)
         self.h, self.period_s = h, period_s
-        self.samples: list[tuple] = []
+        self.samples: list[PowerSample] = []
         self._halt = threading.Event()
 
     def run(self):
@@ -66,13 +67,13 @@ class PowerSampler(threading.Thread):
             )
             self._halt.wait(self.period_s)
 
-    def stop(self) -> list[tuple]:
+    def stop(self) -> list[PowerSample]:
         self._halt.set()
         self.join()
         return self.samples
 
 
-def integrate(samples: list[tuple], t0: float, t1: float) -> float | None:
+def integrate(samples: list[PowerSample], t0: float, t1: float) -> float | None:
     """Trapezoid integral of power over [t0, t1] from (t, watts, ...) samples."""
     pts = [(t, w) for t, w, *_ in samples if t0 <= t <= t1]
     if len(pts) < 2:
@@ -126,7 +127,7 @@ class NvmlMeter:
         t1 = time.perf_counter()
         samples = self._sampler.stop()
         integral = integrate(samples, self._t0, t1)
-        joules = (e1 - self._e0) / 1e3 if e1 is not None else integral
+        joules = (e1 - self._e0) / 1e3 if e1 is not None and self._e0 is not None else integral
         if joules is None:
             raise MeterUnavailable(f"window {name!r}: too short for two power samples")
         return Window(name, self.method, t1 - self._t0, joules, integral, samples)
@@ -176,40 +177,42 @@ def idle_power(meter, seconds: float) -> Window:
     return window
 
 
-def energy_figures(active: Window, idle: Window, forwards: int, tokens_per_forward: int) -> dict:
+def energy_figures(
+    active: Window, idle: Window, forwards: int, tokens_per_forward: int
+) -> EnergyFigures:
     """J per forward and per token, idle subtracted; the cross-check where both sources exist."""
     net = active.joules - idle.watts * active.seconds
     per_fwd = net / forwards
     if net <= 0:  # the work did not lift power above the idle baseline: nothing to attribute
-        return {
-            "energy": "below idle",
-            "energy_method": active.method,
-            "reason": f"window {active.joules:.1f} J over {active.seconds:.2f} s is not above "
+        return EnergyFigures(
+            energy="below idle",
+            energy_method=active.method,
+            reason=f"window {active.joules:.1f} J over {active.seconds:.2f} s is not above "
             f"idle ({idle.watts:.1f} W); use a longer window or a larger cell",
-            "joules_total": active.joules,
-            "idle_w": idle.watts,
-            "avg_w": active.watts,
-        }
-    fig = {
-        "energy": "measured",
-        "energy_method": active.method,
-        "window_s": active.seconds,
-        "forwards": forwards,
-        "joules_total": active.joules,
-        "idle_w": idle.watts,
-        "idle_settle_s": idle.settle_s,
-        "avg_w": active.watts,
-        "net_joules": net,
-        "j_per_forward": per_fwd,
-        "j_per_token": per_fwd / tokens_per_forward,
-        "edp_j_s": per_fwd * active.seconds / forwards,
-    }
+            joules_total=active.joules,
+            idle_w=idle.watts,
+            avg_w=active.watts,
+        )
+    fig = EnergyFigures(
+        energy="measured",
+        energy_method=active.method,
+        window_s=active.seconds,
+        forwards=forwards,
+        joules_total=active.joules,
+        idle_w=idle.watts,
+        idle_settle_s=idle.settle_s,
+        avg_w=active.watts,
+        net_joules=net,
+        j_per_forward=per_fwd,
+        j_per_token=per_fwd / tokens_per_forward,
+        edp_j_s=per_fwd * active.seconds / forwards,
+    )
     if active.samples:
-        fig["peak_w"] = max(s[1] for s in active.samples)
-        fig["throttle_reasons_seen"] = hex(_or(s[4] for s in active.samples) & nvml.THROTTLE_MASK)
+        fig.peak_w = max(s[1] for s in active.samples)
+        fig.throttle_reasons_seen = hex(_or(s[4] for s in active.samples) & nvml.THROTTLE_MASK)
     if active.joules_integral is not None and active.method == "nvml_energy_counter":
-        fig["joules_integral"] = active.joules_integral
-        fig["counter_vs_integral"] = active.joules / active.joules_integral - 1
+        fig.joules_integral = active.joules_integral
+        fig.counter_vs_integral = active.joules / active.joules_integral - 1
     return fig
 
 
@@ -220,15 +223,16 @@ def _or(values):
     return acc
 
 
-def meter_energy(ctx, forward, mode: str, enabled: bool, policy, tokens: int) -> dict:
+def meter_energy(ctx, forward, mode: str, enabled: bool, policy, tokens: int) -> EnergyFigures:
     """Idle baseline, then a window of back-to-back forwards lasting at least the policy's
-    energy_window_s; every rank of ctx calls it together."""
+    energy_window_s; every rank of ctx calls it together. The window's power samples ride in
+    `series` until the writer moves them to a CSV file."""
     if not enabled:
-        return {"energy": "off", "reason": "--bs-energy off"}
+        return EnergyFigures(energy="off", reason="--bs-energy off")
     try:
         meter = make_meter(ctx.device)
     except MeterUnavailable as e:
-        return {"energy": "unavailable", "reason": str(e)}
+        return EnergyFigures(energy="unavailable", reason=str(e))
     run = forward
     if mode == "graph":
         run = capture_graph(run, ctx.device).replay
@@ -239,7 +243,7 @@ def meter_energy(ctx, forward, mode: str, enabled: bool, policy, tokens: int) ->
     forwards = fill_window(ctx, run, policy.energy_window_s)
     window = meter.end_window("forward")
     fig = energy_figures(window, idle, forwards, tokens)
-    fig["series"] = window.samples
+    fig.series = window.samples
     ctx.barrier()
     return fig
 

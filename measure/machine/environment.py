@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import socket
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -74,6 +76,73 @@ def cusparselt_runtime_version() -> str | None:
     return ".".join(parts)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, where platform.processor() is empty)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def triton_version() -> str | None:
+    """The installed Triton's version, read from its package metadata (importing triton takes
+    seconds); None where it is not installed. Some torch builds ship it as pytorch-triton."""
+    for dist in ("triton", "pytorch-triton"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def machine_info(device_type: str) -> dict:
+    """The machine as pytest-benchmark's saved runs carry it (their `machine_info`, under
+    "block_shock"), read in the pytest process before anything runs, so that a comparison can
+    be refused before a cell is timed. Which fields a comparison checks, and why:
+    measure/gate/machine.py. Lists have one entry per GPU torch sees, in CUDA order; on a
+    machine with no GPU they are empty and `gpu` says so: no number is made up."""
+    gpus = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    facts: list[dict] = []
+    for device in gpus:
+        props = torch.cuda.get_device_properties(device)
+        facts.append(
+            {
+                "name": props.name,
+                "memory_bytes": props.total_memory,
+                "compute_capability": f"{props.major}.{props.minor}",
+                **nvml.static_info(device),
+            }
+        )
+    info = {
+        "device_type": device_type,
+        "gpu_count": len(gpus),
+        "gpu_models": [f["name"] for f in facts],
+        "gpu_memory_bytes": [f["memory_bytes"] for f in facts],
+        "compute_capabilities": [f["compute_capability"] for f in facts],
+        "power_limits_w": [f.get("power_limit_w") for f in facts],
+        "max_sm_clocks_mhz": [f.get("max_sm_clock_mhz") for f in facts],
+        "max_mem_clocks_mhz": [f.get("max_mem_clock_mhz") for f in facts],
+        "driver": next((f["driver"] for f in facts if "driver" in f), None),
+        "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "cusparselt": cusparselt_version() if gpus else None,
+        "cusparselt_runtime": cusparselt_runtime_version() if gpus else None,
+        "triton": triton_version(),
+        "cpu_model": cpu_model(),
+        "cpu_count": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+    }
+    if not gpus:
+        info["gpu"] = "none: torch sees no CUDA device"
+    unread = sorted({f["nvml"] for f in facts if "nvml" in f})
+    if unread:
+        info["nvml"] = "; ".join(unread)  # the caps above are None, and this says why
+    return info
+
+
 def describe(device: torch.device) -> dict:
     """Static facts about this process's software and its device."""
     env = {
@@ -83,7 +152,7 @@ def describe(device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "cusparselt": cusparselt_version(),
         "cusparselt_runtime": cusparselt_runtime_version() if device.type == "cuda" else None,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "device_type": device.type,
         "commit": commit(),
     }

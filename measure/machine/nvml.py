@@ -38,10 +38,14 @@ def handle(device: torch.device):
 def _pci_bus_id(device: torch.device) -> str:
     props = torch.cuda.get_device_properties(device)
     domain = getattr(props, "pci_domain_id", 0)
-    return f"{domain:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    # torch's stubs omit the PCI fields that the properties object has
+    bus, dev = props.pci_bus_id, props.pci_device_id  # type: ignore[attr-defined]
+    return f"{domain:08x}:{bus:02x}:{dev:02x}.0"
 
 
 def static_info(device: torch.device) -> dict:
+    """The driver, the device's name and its caps (power limit, the highest SM and memory
+    clocks), or {"nvml": "unavailable: reason"}: never a made-up number."""
     try:
         h = handle(device)
         return {
@@ -49,6 +53,7 @@ def static_info(device: torch.device) -> dict:
             "nvml_name": _str(pynvml.nvmlDeviceGetName(h)),
             "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3,
             "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM),
+            "max_mem_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM),
         }
     except Exception as e:  # noqa: BLE001 - MeterUnavailable and every NVMLError subclass
         return {"nvml": f"unavailable: {e}"}

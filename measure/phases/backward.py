@@ -7,24 +7,25 @@ its compute and its collective alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from common.cell import CellSpec
 from common.dtypes import DTYPES
+from common.schema.phase_figures import PhaseFigures
+from common.schema.rank import RankResult
+from common.schema.timing import Stats
 from kernels.masks import TRANSPOSABLE_MASKS
 from kernels.registry import MethodSpec
 from measure.cells.build import forward_peak_bytes
 from measure.checks import bounds as checks
-from measure.checks.training import (
-    check_backward,
-    grad_output,
-)
+from measure.checks.training import check_backward, grad_output
 from measure.machine.energy import meter_energy
 from measure.phases.pipeline import TaskOptions, agree, checked, timing_modes
-from measure.records.results import RankResult
 from measure.timing.sampler import Sampler
 
 
 def run_backward_timing(
-    ctx, cell_dict: dict, method: MethodSpec, seed: int, options: TaskOptions
+    ctx: Any, cell_dict: dict[str, Any], method: MethodSpec, seed: int, options: TaskOptions
 ) -> RankResult:
     cell = CellSpec.from_dict(cell_dict)
     built, result, any_failed = checked(ctx, cell, method, seed, options)
@@ -35,10 +36,9 @@ def run_backward_timing(
     layer.prepare_backward(args)
     gy = grad_output(cell.B, cell.N_out, DTYPES[cell.dtype], ctx.device, seed + 3)
     back = check_backward(layer, type(layer).effective_weight(args), gy, ctx.world_size)
-    result.phase_figures = {
-        "backward_backend": back.backward_backend,
-        "backward_errors": back.errors.as_dict(),
-    }
+    result.phase_figures = PhaseFigures(
+        backward_backend=back.backward_backend, backward_errors=back.errors
+    )
     if not agree(ctx, result, lambda: checks.assert_correct(back.errors, cell.name, ctx.rank)):
         return result
     xl, gyl = layer.local_input(built.x), layer.local_grad_output(gy)
@@ -46,7 +46,7 @@ def run_backward_timing(
     modes = timing_modes(ctx, options.mode)
     backward = lambda: layer.backward_input(gyl)  # noqa: E731
     result.memory.forward_peak_bytes = forward_peak_bytes(ctx, backward)
-    timing = {"backward": sampler.measure(backward, modes[0])}
+    timing: dict[str, Stats] = {"backward": sampler.measure(backward, modes[0])}
     timing["forward_backward"] = sampler.measure(
         lambda: (layer.forward(xl), layer.backward_input(gyl)), modes[0]
     )
@@ -54,6 +54,6 @@ def run_backward_timing(
         timing["compute"] = sampler.measure(lambda: layer.compute_backward(gyl), modes[0])
         partial = layer.compute_backward(gyl)
         timing["collective"] = sampler.measure(lambda: layer.collect_backward(partial), modes[0])
-    result.timing, result.modes, result.primary = timing, modes, "backward"
+    result.timing, result.modes = timing, modes
     result.energy = meter_energy(ctx, backward, modes[0], options.energy, options.policy, cell.B)
     return result

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from common.cell import CellSpec
+from common.schema.codec import from_json
+from common.schema.machine import DeviceState
+from common.schema.rank import RankResult
+from common.schema.timing import Stats
 from kernels.registry import MethodSpec
 from measure.cells.build import forward_peak_bytes
 from measure.machine import nvml
 from measure.machine.energy import meter_energy
 from measure.phases.pipeline import TaskOptions, checked, timing_modes
-from measure.records.results import RankResult
 from measure.timing.sampler import Sampler
 
 
 def run_check(
-    ctx, cell_dict: dict, method: MethodSpec, seed: int, options: TaskOptions
+    ctx: Any, cell_dict: dict[str, Any], method: MethodSpec, seed: int, options: TaskOptions
 ) -> RankResult:
     """phase0: the check alone."""
     _, result, _ = checked(ctx, CellSpec.from_dict(cell_dict), method, seed, options)
     return result
 
 
+def device_state(ctx: Any) -> DeviceState:
+    """NVML's snapshot of this rank's GPU (every field None off CUDA)."""
+    if ctx.device.type != "cuda":
+        return DeviceState()
+    return from_json(DeviceState, nvml.state(ctx.device), "state", lenient=True)
+
+
 def run_forward_timing(
-    ctx, cell_dict: dict, method: MethodSpec, seed: int, options: TaskOptions
+    ctx: Any, cell_dict: dict[str, Any], method: MethodSpec, seed: int, options: TaskOptions
 ) -> RankResult:
     """phase1: the check, then forward time (primary mode, the other mode, cold), compute and
     collective alone, the forward's own peak memory, then energy over a window of forwards."""
@@ -31,13 +43,12 @@ def run_forward_timing(
         return result
     layer = built.layer
     xl = layer.local_input(built.x)
-    cuda = ctx.device.type == "cuda"
-    result.state_start = nvml.state(ctx.device) if cuda else {}
+    result.state_start = device_state(ctx)
     sampler = Sampler(ctx, options.policy)
     modes = timing_modes(ctx, options.mode)
     forward = lambda: layer.forward(xl)  # noqa: E731
     result.memory.forward_peak_bytes = forward_peak_bytes(ctx, forward)
-    timing = {"forward": sampler.measure(forward, modes[0])}
+    timing: dict[str, Stats] = {"forward": sampler.measure(forward, modes[0])}
     for mode in modes[1:]:
         timing[f"forward_{mode}"] = sampler.measure(forward, mode)
     timing["forward_cold"] = sampler.measure(forward, modes[0], "cold")
@@ -48,5 +59,5 @@ def run_forward_timing(
     result.timing = timing
     result.modes = modes
     result.energy = meter_energy(ctx, forward, modes[0], options.energy, options.policy, cell.B)
-    result.state_end = nvml.state(ctx.device) if cuda else {}
+    result.state_end = device_state(ctx)
     return result

@@ -14,10 +14,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.cell import CellSpec
 from common.errors import BenchError
 from common.folders import unwritable
+from common.schema.run import BENCHMARK_JSON
+from kernels import registry
 from measure.cells.build import preflight, unavailable_here
 from measure.cells.matrix import load_matrix
 from measure.phases import PHASES
@@ -33,12 +36,13 @@ BENCHMARK_DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own def
 BENCHMARK_STORAGE = "file://./results/benchmarks"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which reads its options there
 def pytest_configure(config):
     """The run's session, or, when the matrix cannot be read, the reason: raised as a usage
     error once bench/ is collected (the matrix's error belongs to collecting cells), so --help,
     which runs configure too, and runs of other tests work whatever benchmarks.json says. A bad
-    option is a usage error at once; --help checks none."""
+    option is a usage error at once; --help checks none. It runs after options.py's configure
+    (tryfirst: extensions loaded, --bs-backend checked against the registry) and before
+    pytest-benchmark's (trylast), which reads the storage option set here."""
     config.addinivalue_line("markers", "cell: an experiment cell generated from benchmarks.json")
     _benchmark_storage(config)
     config.bs, config.bs_problem, config.bs_wanted = None, None, False
@@ -55,11 +59,11 @@ def pytest_configure(config):
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     device_type = device_type_option(config)
-    if device_type != "cuda" and config.getoption("--bs-backend") != "auto":
-        raise pytest.UsageError(
-            f"--bs-backend {config.getoption('--bs-backend')} needs a CUDA GPU; on "
-            f"{device_type} the 2:4 halves are emulated with masked dense math"
-        )
+    backend = config.getoption("--bs-backend")
+    if backend != registry.AUTO:  # AUTO means the device's default, which always runs there
+        reason = registry.backend(backend).available(torch.device(device_type))
+        if reason is not None:
+            raise pytest.UsageError(f"--bs-backend {backend}: {reason}")
     reporting = int(os.environ.get("RANK", "0")) == 0
     if not reporting:  # under torchrun only rank 0 writes records and benchmark files
         for opt in ("benchmark_json", "benchmark_autosave", "benchmark_save"):
@@ -167,7 +171,7 @@ def _check_outputs(config, bs: BenchSession, timed: bool) -> None:
             raise pytest.UsageError(f"{option} {folder}: {problem}")
     benchmark = getattr(config, "_benchmarksession", None)
     if timed and given is None and benchmark is not None:
-        benchmark.json = bs.records.dir / rec.BENCHMARK_JSON
+        benchmark.json = bs.records.dir / BENCHMARK_JSON
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.errors import closest
+from kernels import registry
 from measure.cells.matrix import DEFAULT_PATH
+from measure.gate.regression import GateRule
 from measure.ranks.failures import Timeouts, timeout_problem
 from measure.timing.policy import DEFAULT_POLICY, TimingPolicy
 from measure.timing.policy import OPTIONS as POLICY_OPTIONS
@@ -14,6 +17,13 @@ from measure.timing.policy import OPTIONS as POLICY_OPTIONS
 
 def _default(key: str) -> str:
     return f"the suite's, else {getattr(DEFAULT_POLICY, key):g}"
+
+
+def _backend_help() -> str:
+    specs = registry.backend_specs()
+    each = "; ".join(f"{b.name} = {b.summary}" for b in specs)
+    auto = ", ".join(f"{b.name} on {'/'.join(b.default_on)}" for b in specs if b.default_on)
+    return f"2:4 kernel path for cells that name none: {each} (default: auto = {auto})"
 
 
 def pytest_addoption(parser):
@@ -49,14 +59,15 @@ def pytest_addoption(parser):
         help="where ranks run (default: auto = cuda when available)",
     )
     g.addoption(
-        "--bs-backend",
-        choices=("auto", "cslt", "cslt_padded", "flinear", "triton"),
-        default="auto",
-        help="2:4 kernel path on CUDA for cells that name none: cslt = torch._cslt_sparse_mm "
-        "with searched alg id, cslt_padded = the same with B padded to its fastest batch, "
-        "flinear = to_sparse_semi_structured + F.linear, triton = this project's Triton "
-        "kernel (kernels/triton24.py) (default: auto = cslt)",
+        "--bs-extension",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before the matrix is read: it registers methods and 2:4 backends "
+        "(kernels/registry.py); repeatable; rank workers and study slices load it too, "
+        f"through ${registry.EXTENSIONS_ENV}",
     )
+    g.addoption("--bs-backend", default=registry.AUTO, help=_backend_help())
     g.addoption(
         "--bs-mode",
         choices=("graph", "eager"),
@@ -151,6 +162,64 @@ def pytest_addoption(parser):
         default=None,
         help=f"seconds of idle power measured before each window (default: {_default('idle_s')})",
     )
+
+    _comparison_options(g)
+
+
+GATE_FROM_COMPARE = "compare"  # what --bs-gate holds when no file follows it
+
+
+def _comparison_options(g) -> None:
+    """Comparing runs: the machine check and the statistical regression gate."""
+    g.addoption(
+        "--bs-strict-machine",
+        action="store_true",
+        help="refuse (usage error, before any cell runs) to compare with a run measured on a "
+        "machine that differs in GPU model or count, driver, clocks, power limit, CUDA, torch, "
+        "cuSPARSELt, Triton or CPU (default: warn and say so in the summary)",
+    )
+    g.addoption(
+        "--bs-gate",
+        nargs="?",
+        const=GATE_FROM_COMPARE,
+        default=None,
+        metavar="BASELINE.json",
+        help="regression gate on raw samples: exit 1 if a cell's bootstrap interval of median "
+        "new/old lies wholly above 1 + the minimum effect; BASELINE.json comes from "
+        "--benchmark-json or --benchmark-save-data (write --bs-gate=PATH); bare --bs-gate "
+        "gates against the run --benchmark-compare loads",
+    )
+    g.addoption(
+        "--bs-gate-confidence",
+        type=float,
+        metavar="C",
+        default=GateRule.confidence,
+        help=f"two-sided confidence of the gate's interval (default: {GateRule.confidence:g})",
+    )
+    g.addoption(
+        "--bs-gate-min-effect",
+        type=float,
+        metavar="FRACTION",
+        default=GateRule.min_effect,
+        help="smallest slowdown, as a fraction, the gate calls a regression "
+        f"(default: {GateRule.min_effect:g})",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Extensions first (the matrix may name their methods and backends), then the backend
+    option checked against the registry they extended."""
+    try:
+        registry.load_extensions(config.getoption("--bs-extension"))
+    except ImportError as e:
+        raise pytest.UsageError(f"--bs-extension: {e}") from None
+    backend = config.getoption("--bs-backend")
+    if backend not in registry.backend_names():
+        raise pytest.UsageError(
+            f"--bs-backend {backend!r}{closest(backend, registry.backend_names())}: "
+            f"choose one of {registry.backend_names()}"
+        )
 
 
 def device_type_option(config) -> str:

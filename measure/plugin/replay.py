@@ -3,7 +3,7 @@
 pytest-benchmark times target() as timer() after minus timer() before. Our sampler has already
 measured each sample on the device (CUDA events; host clock on CPU), so the target advances this
 clock by the next sample: pytest-benchmark's rounds, statistics, storage and comparisons then hold
-device seconds per forward, with none of its machinery forked (DESIGN principle 6).
+device seconds per forward, with none of its machinery forked (docs/DESIGN.md, principle 6).
 """
 
 from __future__ import annotations

@@ -8,14 +8,15 @@ a passed result, so a failed check's timing can never reach pytest-benchmark.
 
 from __future__ import annotations
 
-import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch.distributed as dist
 
 from common.cell import CellSpec
-from common.errors import CorrectnessError, RankError
+from common.errors import BenchError, CorrectnessError, RankError
+from common.schema.codec import to_json
 from kernels.registry import spec
 from measure.cells.matrix import Matrix, Suite
 from measure.machine.ceilings import measure_ceilings
@@ -23,6 +24,7 @@ from measure.machine.environment import describe_rank
 from measure.phases import PHASES, TaskOptions
 from measure.plugin.replay import DEVICE_CLOCK
 from measure.plugin.summary import Summary
+from measure.ranks.pool import PoolRegistry
 from measure.records import figures
 from measure.records.results import CellResult, RankResult
 from measure.records.writer import RunRecords
@@ -36,9 +38,9 @@ class BenchSession:
     device_type: str
     options: TaskOptions
     records: RunRecords | None
-    registry_factory: object
+    registry_factory: Callable[[], PoolRegistry]
     summary: Summary = field(default_factory=Summary)
-    _registry: object = None
+    _registry: PoolRegistry | None = None
     _ceilings: dict = field(default_factory=dict)
     _environments: dict = field(default_factory=dict)
     _seed_agreed: bool = False
@@ -56,10 +58,6 @@ class BenchSession:
                     "energy": self.options.energy,
                 },
             )
-
-    @property
-    def torchrun_size(self) -> int | None:
-        return int(os.environ["WORLD_SIZE"]) if self.registry.torchrun else None
 
     @property
     def registry(self):
@@ -121,7 +119,7 @@ class BenchSession:
         result = self._outcome(cell)
         if result.passed and PHASES[cell.phase].timed:
             pool = self.pool(cell.world_size)
-            result.figures = figures.phase1_info(
+            result.figures = figures.cell_figures(
                 cell, result.ranks, self.ceilings(pool), self.environment(pool)
             )
         self.summary.add(result)
@@ -130,16 +128,19 @@ class BenchSession:
         if result.status == "failed":
             raise CorrectnessError(result.failure)
         if result.status == "error":
-            raise RankError(result.failure)
+            raise RankError(result.failure or f"{cell.name}: a rank failed")
         return result
 
     def run_timed(self, cell: CellSpec, benchmark) -> CellResult:
         """Run a timed cell and, only if it passed, hand its primary samples (device seconds)
         and figures to pytest-benchmark through the device clock."""
         result = self.run(cell)
+        published = result.ranks[0].forward
+        if published is None:
+            raise BenchError(f"{cell.name}: passed but holds no timing to publish")
         benchmark.group = f"{cell.phase}-N{cell.N}x{cell.N_out}-B{cell.B}-{cell.dtype}"
-        benchmark.extra_info.update(result.figures)
-        DEVICE_CLOCK.replay(benchmark, result.ranks[0].forward.samples)
+        benchmark.extra_info.update(to_json(result.figures))
+        DEVICE_CLOCK.replay(benchmark, published.samples)
         return result
 
     def _outcome(self, cell: CellSpec) -> CellResult:

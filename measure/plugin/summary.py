@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kernels.registry import SUMMARY_BASELINES
+from kernels import registry
 from measure.ranks.failures import cause_line
 from measure.records.figures import marks
 from measure.records.results import CellResult
@@ -42,20 +42,23 @@ class Summary:
                 + (" bias" if bias else "")
                 + (" [EMULATED: host clock, CPU]" if emulated else "")
             )
-            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in SUMMARY_BASELINES)]
+            baselines = registry.baselines()
+            cols = ["method", "mask", "ws", "median", *(f"/{m}" for m in baselines)]
             for col in (*cols, "% floor", "J/token", "marks"):
                 t.add_column(col, justify="left" if col in ("method", "mask", "marks") else "right")
             for r in sorted(rows, key=lambda r: r.cell.id):
                 info = r.figures
+                assert info is not None  # only cells with figures are in self.timed (add)
+                pct, j_per_token = info.floor.pct_of_floor, info.energy.j_per_token
                 extra = [v for v in (r.cell.backend, r.cell.optimizer, r.cell.variant) if v]
                 t.add_row(
                     " ".join([r.cell.method, *extra]),
                     r.cell.mask or "-",
                     str(r.cell.world_size),
                     _fmt_time(_median(r)),
-                    *(_ratio(_median(r), base.get(m)) for m in SUMMARY_BASELINES),
-                    "-" if info["pct_of_floor"] is None else f"{info['pct_of_floor']:.0f}%",
-                    "-" if info.get("j_per_token") is None else f"{info['j_per_token']:.3g}",
+                    *(_ratio(_median(r), base.get(m)) for m in baselines),
+                    "-" if pct is None else f"{pct:.0f}%",
+                    "-" if j_per_token is None else f"{j_per_token:.3g}",
                     marks(info),
                 )
             out.append(t)
@@ -101,7 +104,9 @@ EMULATED_NOTE = (
 
 
 def _median(r: CellResult) -> float:
-    return r.ranks[0].forward.median
+    published = r.ranks[0].forward
+    assert published is not None  # a timed cell publishes its primary timing
+    return published.median
 
 
 def _fmt_time(s: float) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import socket
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ class RankContext:
     world_size: int
     device: torch.device
     backend: str  # "gloo" or "nccl"
-    group: object  # None for world_size 1
+    group: dist.ProcessGroup | None  # None for world_size 1
     shared_device: bool  # several ranks on one GPU: correct, but timings not representative
     generation: int = 0  # how many times this world size's pool was (re)started in this run
 
@@ -59,7 +58,11 @@ def join_group(rank, world_size, port, backend, device_type, timeouts, shared):
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+        # One intra-op thread per rank: each rank stands for one device, so a one-rank cell
+        # gets the compute a rank of a two-rank cell gets; and a GEMM split over two OpenMP
+        # threads waits at every parallel region for a thread the OS has descheduled, so any
+        # other process on a 2-core machine turned a 40 us median into 20 ms (seen under load).
+        torch.set_num_threads(1)
     group = None
     if world_size > 1:
         dist.init_process_group(

@@ -168,10 +168,6 @@ class RankPool:
             self.close(force=True)
             raise
 
-    @property
-    def pids(self) -> list[int | None]:
-        return [p.pid for p in self._procs]
-
     def run(self, fn, *args) -> list:
         """A cell's task: fn(ctx, *args) on every rank within timeouts.task_s; results in rank
         order."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 # Bump when a change to the sampler, the checks or the floors changes what a figure means:
 # asv keys its history on it (track_*.version), and every record carries it.
@@ -55,7 +56,7 @@ class TimingPolicy:
     def updated(self, **values) -> TimingPolicy:
         """A copy with `values` set; raises ValueError('key: problem') on a bad one."""
         kinds = {f.name: f.type for f in fields(self)}
-        clean = {}
+        clean: dict[str, Any] = {}
         for k, v in values.items():
             problem = self.problem(k, v)
             if problem:
@@ -65,10 +66,6 @@ class TimingPolicy:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    @property
-    def load(self) -> str:
-        return "sustained" if self.max_duty >= 1 else f"burst (duty <= {self.max_duty:g})"
 
 
 DEFAULT_POLICY = TimingPolicy()

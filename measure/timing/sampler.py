@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from common.schema.timing import Stats
 from measure.machine import nvml
 from measure.timing.policy import TimingPolicy
 
@@ -94,35 +96,6 @@ def relative_std(samples) -> float:
         return math.inf
     mean = statistics.fmean(samples)
     return statistics.stdev(samples) / mean if mean > 0 else math.inf
-
-
-@dataclass
-class Stats:
-    """Per-forward seconds of one measurement: what pytest-benchmark and the records carry."""
-
-    mode: str  # "graph", "eager" or "host"
-    cache: str  # "warm" or "cold"
-    inner: int  # forwards per sample
-    samples: list  # slowest-rank seconds per forward, one per sample
-    rank_medians: list  # each rank's own median
-    median: float
-    q1: float
-    q3: float
-    min: float
-    max: float
-    rel_std: float
-    measured_s: float
-    stopped_by: str  # "noise" (the rule was met) or "time_cap" (max_time_s ran out first)
-    capped_before_min_samples: bool  # the cap came before min_samples / min_time_s were reached
-    duty: float  # measured device time over the sampling loop's wall time (slowest rank)
-    warmup_s: float  # wall time of back-to-back forwards before the first sample
-    max_duty: float  # the policy: 1 = sustained, below 1 = idle gaps keep the duty under it
-    sm_clock_mhz: list  # this rank's SM clock after each sample (CUDA with NVML), else []
-    clock_event_reasons: int | None  # NVML clock-event reasons seen after any sample, OR-ed
-    throttled: bool | None  # a throttle reason (nvml.THROTTLE_MASK) was seen; None: unknown
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def summarize(samples: list, measured_s: float, wall_s: float, **fields) -> Stats:
@@ -269,7 +242,7 @@ class Sampler:
         wall = time.perf_counter() - t_start
         own_median = statistics.median(own)
         if self.ctx.world_size > 1:
-            medians = [None] * self.ctx.world_size
+            medians: list[Any] = [None] * self.ctx.world_size
             dist.all_gather_object(medians, own_median, group=self.ctx.group)
         else:
             medians = [own_median]

@@ -9,17 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kernels.registry import REGISTRY
+from kernels import registry
+from kernels.registry import Pair
 from measure.timing import floors
 
-ORIGINAL_STUDY = {  # DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms
-    4096: {"dense_single": 0.027, "dense_tp": 0.127, "masked_split": 0.133, "block_shock": 1.06},
-    16384: {"dense_single": 0.91, "dense_tp": 0.88, "masked_split": 1.32, "block_shock": 1.53},
-    40960: {"dense_single": 5.62, "dense_tp": 3.84, "masked_split": 6.61, "block_shock": 4.40},
-    81920: {"dense_single": 22.85, "dense_tp": 13.32, "masked_split": 24.79, "block_shock": 15.63},
+# docs/DESIGN.md: 2x RTX PRO 4000 Blackwell, B=64, forward p50 ms, under the original study's own
+# column names (a method's spec names its column: `original_study`).
+ORIGINAL_STUDY_COLUMNS = ("dense_single", "dense_tp", "masked_split", "block_shock")
+ORIGINAL_STUDY = {
+    4096: (0.027, 0.127, 0.133, 1.06),
+    16384: (0.91, 0.88, 1.32, 1.53),
+    40960: (5.62, 3.84, 6.61, 4.40),
+    81920: (22.85, 13.32, 24.79, 15.63),
 }
 KEY = ["N", "N_out", "B", "dtype", "workload", "bias", "emulated"]
-ELEM = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
 def bootstrap(stat, *samples, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -111,11 +114,11 @@ def machine_ceilings(t: pd.DataFrame) -> dict:
 
 
 def kernel_label(t: pd.DataFrame) -> pd.Series:
-    """What runs a cell's GEMM: the method, and for a 2:4 method its backend too ("block_shock_half
-    [triton]"), so one backend's efficiency never speaks for another's."""
-    sparse = t.method.map(lambda m: getattr(REGISTRY.get(m), "semi_structured", False))
+    """What runs a cell's GEMM: the method, and for a 2:4 method its backend too ("<method>
+    [<backend>]"), so one backend's efficiency never speaks for another's."""
+    sparse = t.method.isin([m.name for m in registry.methods() if m.semi_structured])
     backend = t.backend if "backend" in t else pd.Series(None, index=t.index)
-    tagged = sparse.astype(bool) & backend.notna()
+    tagged = sparse & backend.notna()
     return t.method.where(~tagged, t.method + " [" + backend.astype(str) + "]")
 
 
@@ -135,22 +138,26 @@ def model(t: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return m, eff
 
 
+def _kernels_of(method: str, eff: dict) -> list[str]:
+    return sorted(k for k in eff if k.split(" [")[0] == method)
+
+
 def region(t: pd.DataFrame, eff: dict) -> pd.DataFrame:
-    """Where the model predicts Block-Shock beats row TP on this machine, once per 2:4 backend
-    measured (needs both kernels' efficiencies and the machine's ceilings with collective
-    bandwidth)."""
-    method, base = "block_shock", "dense_tp_row"
-    if base not in eff or not any(k.split(" [")[0] == method for k in eff):
-        method, base = "block_shock_half", "dense_half"
-    kernels = sorted(k for k in eff if k.split(" [")[0] == method)
-    if base not in eff or not kernels:
+    """Where the model predicts Block-Shock beats its H1 baseline on this machine, once per 2:4
+    backend measured: the two-rank pair, else the one-GPU proxy (needs both kernels'
+    efficiencies and the machine's ceilings, with collective bandwidth for two ranks)."""
+    measured = [
+        p for p in registry.pairs("H1") if p.denominator in eff and _kernels_of(p.numerator, eff)
+    ]
+    if not measured:
         return pd.DataFrame()
-    ws = 2 if method == "block_shock" else 1
+    method, base = measured[0].numerator, measured[0].denominator
+    ws = registry.spec(method).world_size or int(t.world_size[t.method == method].max())
     c = machine_ceilings(t)
-    if not c or (ws > 1 and "all_reduce_bus_bytes_per_s" not in c):
+    if not c or (ws > 1 and c.get("all_reduce_bus_bytes_per_s") is None):
         return pd.DataFrame()
     rows = []
-    for kernel in kernels:
+    for kernel in _kernels_of(method, eff):
         for n in (4096, 8192, 16384, 32768, 65536, 131072):
             for b in (16, 64, 256, 1024, 4096):
                 tb = floors.floor(method, n, n, b, 2, ws, c)["floor_s"] / eff[kernel]
@@ -167,21 +174,45 @@ def region(t: pd.DataFrame, eff: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _study_column(p: Pair) -> str:
+    """A ratio's column: its label, else the original study's names of both methods."""
+    if p.label is not None:
+        return p.label
+    num, den = (_column(m) for m in (p.numerator, p.denominator))
+    return f"{num}/{den}"
+
+
+def _original(p: Pair) -> tuple[int, int] | None:
+    """Where both methods of a ratio sit in the original study's table, if they do."""
+    names = [registry.spec(m).original_study for m in (p.numerator, p.denominator)]
+    if p.proxy or not all(n in ORIGINAL_STUDY_COLUMNS for n in names):
+        return None
+    num, den = (ORIGINAL_STUDY_COLUMNS.index(str(n)) for n in names)
+    return num, den
+
+
+def _column(method: str) -> str:
+    """The original study's table column for one of our methods (its own name where none)."""
+    peer = registry.spec(method).original_study
+    return peer.column if peer is not None else method
+
+
 def study_table(t: pd.DataFrame) -> pd.DataFrame:
     """The original study's ratios beside ours, each labelled with its GPU."""
     rows = []
-    for n, r in ORIGINAL_STUDY.items():
-        rows.append(
-            {
-                "source": "original study",
-                "gpu": "2x RTX PRO 4000 Blackwell",
-                "N": n,
-                "B": 64,
-                "block_shock/dense_single": r["block_shock"] / r["dense_single"],
-                "block_shock/dense_tp": r["block_shock"] / r["dense_tp"],
-                "masked_split/dense_tp": r["masked_split"] / r["dense_tp"],
-            }
-        )
+    compared = registry.pairs("study")
+    for n, times in ORIGINAL_STUDY.items():
+        row: dict = {
+            "source": "original study",
+            "gpu": "2x RTX PRO 4000 Blackwell",
+            "N": n,
+            "B": 64,
+        }
+        for p in compared:
+            at = _original(p)
+            if at is not None:
+                row[_study_column(p)] = times[at[0]] / times[at[1]]
+        rows.append(row)
     gpu = t[~t.emulated.astype(bool)] if not t.empty else t
     if not gpu.empty:  # one row per 2:4 backend: medians are never pooled across backends
         gpu = gpu.assign(kernel=kernel_label(gpu))
@@ -189,13 +220,15 @@ def study_table(t: pd.DataFrame) -> pd.DataFrame:
         backends = sorted(gpu.backend[sparse].dropna().unique()) or [None]
     for (n, b), g in gpu.groupby(["N", "B"]) if not gpu.empty else []:
         for backend in backends:
-            row = _study_row(g, n, b, backend)
+            row = _study_row(g, n, b, backend, compared)
             if len(row) > 5:  # a shape with at least one ratio
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _study_row(g: pd.DataFrame, n: int, b: int, backend: str | None) -> dict:
+def _study_row(
+    g: pd.DataFrame, n: int, b: int, backend: str | None, compared: tuple[Pair, ...]
+) -> dict:
     """Our ratios on one shape, the 2:4 methods' rows on `backend` only."""
     sparse = g.kernel != g.method
     g = g[~sparse | (g.backend == backend)]
@@ -203,12 +236,7 @@ def _study_row(g: pd.DataFrame, n: int, b: int, backend: str | None) -> dict:
     named = "gpu" in g and g.gpu.notna().any()
     label = g.gpu.dropna().iloc[0] if named else "GPU (not named in the input)"
     row = {"source": "this harness", "gpu": label, "N": n, "B": b, "2:4 backend": backend}
-    if {"block_shock", "dense_single"} <= set(med.index):
-        row["block_shock/dense_single"] = med.block_shock / med.dense_single
-    if {"block_shock", "dense_tp_row"} <= set(med.index):
-        row["block_shock/dense_tp"] = med.block_shock / med.dense_tp_row
-    if {"masked_split_dense", "dense_tp_row"} <= set(med.index):
-        row["masked_split/dense_tp"] = med.masked_split_dense / med.dense_tp_row
-    if {"block_shock_half", "dense_half"} <= set(med.index):
-        row["half: block_shock/dense (one GPU)"] = med.block_shock_half / med.dense_half
+    for p in compared:
+        if {p.numerator, p.denominator} <= set(med.index):
+            row[_study_column(p)] = med[p.numerator] / med[p.denominator]
     return row

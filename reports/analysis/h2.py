@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.phases import with_primary
+from kernels import registry
 from reports.analysis.figures import KEY, bootstrap, cell_label
 
-PAIRS = (("block_shock", "dense_tp_row"), ("block_shock_half", "dense_half"))
 GROUP = ["pair", "variant", "optimizer"]
 
 
@@ -35,13 +36,14 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
     rows = []
-    fwd, step = t[t.phase == "phase1"], t[t.phase == "phase3"]
+    fwd = t[t.phase.isin(with_primary("forward"))]
+    step = t[t.phase.isin(with_primary("step"))]
     for key, g3 in step.groupby(KEY):
         key = dict(zip(KEY, key, strict=True))
         g1 = fwd
         for k, v in key.items():
             g1 = g1[g1[k] == v]
-        for num, den in PAIRS:
+        for num, den in ((p.numerator, p.denominator) for p in registry.pairs("H2")):
             for _, a3 in g3[g3.method == num].iterrows():
                 a1s = _same(_same(g1[g1.method == num], "mask", a3["mask"]), "backend", a3.backend)
                 b3s = _same(g3[g3.method == den], "optimizer", a3.optimizer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.phases import with_primary
+from kernels import registry
 from reports.analysis.figures import KEY
 
 MIB = 2**20
@@ -24,7 +26,6 @@ STATE = {  # column: extra_info list per rank (the largest rank's figure is show
     "grad_mib": "grad_bytes_per_rank",
     "optimizer_mib": "optimizer_bytes_per_rank",
 }
-SEMI = ("block_shock", "block_shock_half")
 
 
 def _present(t: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -46,25 +47,26 @@ def with_state_mib(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def phase2(t: pd.DataFrame) -> pd.DataFrame:
-    t = t[t.phase == "phase2"]
+    t = t[t.phase.isin(with_primary("backward"))]
     if "backward_backend" in t:
         t = t.assign(backward_backend=[",".join(sorted(set(v))) for v in t.backward_backend])
     return _present(t, PHASE2_COLUMNS).sort_values(["N", "B", "method"])
 
 
 def phase3(t: pd.DataFrame) -> pd.DataFrame:
-    t = with_state_mib(t[t.phase == "phase3"])
+    t = with_state_mib(t[t.phase.isin(with_primary("step"))])
     return _present(t, PHASE3_COLUMNS).sort_values(["N", "B", "method", "optimizer", "variant"])
 
 
 def backends(t: pd.DataFrame) -> pd.DataFrame:
-    """Each 2:4 backend's phase1 time and % of floor, and its ratio to the dense half and to
-    dense TP on the same shape (medians; the intervals are in the H1 tables)."""
-    t = t[t.phase == "phase1"]
+    """Each 2:4 backend's phase1 time and % of floor, and its ratio to each H1 baseline (dense
+    TP, the dense half) on the same shape (medians; the intervals are in the H1 tables)."""
+    t = t[t.phase.isin(with_primary("forward"))]
+    semi = [m.name for m in registry.methods() if m.semi_structured]
+    bases = sorted({p.denominator for p in registry.pairs("H1")})
     rows = []
     for key, g in t.groupby(KEY):
-        base = {m: g.median_s[g.method == m].median() for m in ("dense_half", "dense_tp_row")}
-        for _, r in g[g.method.isin(SEMI)].iterrows():
+        for _, r in g[g.method.isin(semi)].iterrows():
             rows.append(
                 {
                     **dict(zip(KEY, key, strict=True)),
@@ -73,8 +75,7 @@ def backends(t: pd.DataFrame) -> pd.DataFrame:
                     "backend": r.backend,
                     "median_s": r.median_s,
                     "pct_of_floor": r.get("pct_of_floor"),
-                    "vs_dense_half": r.median_s / base["dense_half"],
-                    "vs_dense_tp_row": r.median_s / base["dense_tp_row"],
+                    **{f"vs_{m}": r.median_s / g.median_s[g.method == m].median() for m in bases},
                 }
             )
     return pd.DataFrame(rows)

@@ -8,35 +8,26 @@ ReportInputError naming the file and the field or cell.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from common.errors import ReportInputError
-from measure.cells.matrix import AXES, CellSpec
-from measure.records.writer import BENCHMARK_JSON
+from common.cell import AXES
+from common.errors import RecordError, ReportInputError
+from common.schema.codec import float_keys, to_json
+from common.schema.figures import CellFigures
+from common.schema.run import BENCHMARK_JSON
+from common.schema.versions import read_figures
 from reports.read.fields import field, number, numbers, read_json
 from reports.read.records import RunState, load_run
 from reports.read.study import Study, is_study, pool_cycles, read_study
 
-# extra_info figures the report computes with: numbers where present (None allowed)
-NUMERIC_INFO = (
-    "compute_median_s",
-    "collective_median_s",
-    "host_overhead_s",
-    "j_per_token",
-    "mean_abs_error",
-    "rel_fro_error",
-    "pct_of_floor",
-    "floor_s",  # None where the phase has no floor model (phase3)
-    "backward_median_s",
-    "forward_backward_median_s",
-    "grad_weight_median_s",
-    "optimizer_median_s",
-    "compress_median_s",
-)
+# the figures' float keys: a missing one is NaN in the tables, as a number is where present
+FLOAT_KEYS = float_keys(CellFigures)
 
 
 @dataclass
@@ -49,47 +40,28 @@ class Inputs:
     studies: list[Study] = dc_field(default_factory=list)
 
 
-def _cell_from_name(name: str, path: Path) -> CellSpec:
-    """Parse `phase1[method-N..-B..-dtype[-mask]-workload-wsK[-bias]]` back into a CellSpec."""
-    try:
-        phase, rest = name.split("[", 1)
-        parts = rest.rstrip("]").split("-")
-        bias = parts[-1] == "bias"
-        if bias:
-            parts = parts[:-1]
-        method, n, b, dtype = parts[0], parts[1][1:], parts[2][1:], parts[3]
-        ws = int(parts[-1][2:])
-        workload = parts[-2]
-        mask = parts[4] if len(parts) == 7 else None
-        n_in, _, n_out = n.partition("x")
-        return CellSpec(
-            phase, method, int(n_in), int(n_out or n_in), int(b), dtype, mask, workload, ws, bias
-        )
-    except (ValueError, IndexError):
-        raise ReportInputError(f"{path}: benchmark name {name!r} is not a harness cell") from None
-
-
-def _benchmark_row(b: dict, i: int, path: Path) -> dict:
+def _benchmark_row(b: dict[str, Any], i: int, path: Path) -> dict[str, Any]:
+    """One benchmark of a pytest-benchmark file: its cell's axes, its samples (device seconds)
+    and its figures (the record schema's CellFigures, any readable version)."""
     name = field(b, "name", path, f"benchmarks[{i}].")
-    where = f"benchmarks[{i}] ({name})."
-    info = dict(field(b, "extra_info", path, where, default={}))
-    if "cell" in info:  # files written before extra_info carried the cell: read from the name
-        for axis in AXES:
-            field(info["cell"], axis, path, where + "extra_info.cell.")
-        cell = CellSpec.from_dict(info.pop("cell"))
-    else:
-        cell = _cell_from_name(name, path)
-    if "floor_s" not in info:
+    where = f"benchmarks[{i}] ({name}).extra_info"
+    if "floor_s" not in b.get("extra_info", {}):
         raise ReportInputError(f"{path}: {name} has no harness extra_info (no floor_s)")
-    for k in NUMERIC_INFO:
-        if k in info:
-            info[k] = number(info[k], path, where + "extra_info." + k, optional=True)
-    stats = field(b, "stats", path, where)
+    try:
+        figures = read_figures(b["extra_info"], name, str(path), where)
+    except RecordError as e:
+        raise ReportInputError(str(e)) from None
+    info = {k: v for k, v in to_json(figures).items() if k != "cell"}
+    for k in FLOAT_KEYS:
+        if info.get(k) is None:
+            info[k] = math.nan
+    stats = field(b, "stats", path, f"benchmarks[{i}] ({name}).")
+    where = f"benchmarks[{i}] ({name})."
     # extra_info's `samples` is a count; it must not shadow the samples the intervals resample
     info["sample_count"] = info.pop("samples", None)
-    row = cell.as_dict()
+    row = figures.cell.as_dict()
     # the 2:4 kernel path is part of a row's identity: the cell's axis, else what the run used
-    row["backend"] = cell.backend or info.get("kernel_backend")
+    row["backend"] = figures.cell.backend or figures.kernel.kernel_backend
     return {
         **row,
         "name": name,
@@ -105,6 +77,7 @@ def _benchmark_row(b: dict, i: int, path: Path) -> dict:
 
 
 def load_benchmark_json(path: Path) -> pd.DataFrame:
+    """Every benchmark of one pytest-benchmark JSON file, a row each."""
     doc = read_json(path)
     if not isinstance(doc.get("benchmarks"), list):
         raise ReportInputError(f"{path}: no 'benchmarks' list: not a pytest-benchmark JSON file")

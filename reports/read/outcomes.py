@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from common.phases import check_only
 from reports.read.load import Inputs
 
 LEFT_OUT_COLUMNS = ["cell", "status", "failure_kind", "failed_rank", "failure"]
@@ -20,7 +21,7 @@ LEFT_OUT_COLUMNS = ["cell", "status", "failure_kind", "failed_rank", "failure"]
 @dataclass
 class Outcomes:
     timed: pd.DataFrame  # benchmark entries of cells that passed
-    checked: pd.DataFrame  # phase0 records that carry error figures (passed or failed)
+    checked: pd.DataFrame  # check-only (phase0) records with error figures, passed or failed
     left_out: pd.DataFrame  # LEFT_OUT_COLUMNS: failed, errored and excluded cells
     counts: list[str]  # one line per phase: "phase0: 18 of 76 cells correct."
 
@@ -51,8 +52,8 @@ def sort_out(inputs: Inputs) -> Outcomes:
     for phase in sorted(set(recs.phase) | set(bench.phase)):
         names = set(recs["name"][recs.phase == phase]) | set(bench["name"][bench.phase == phase])
         bad = names & set(left_out.cell)
-        word = "correct" if phase == "phase0" else "passed"
+        word = "correct" if phase in check_only() else "passed"
         line = f"{phase}: {len(names) - len(bad)} of {len(names)} cells {word}"
         counts.append(line + (f" ({len(bad)} left out, listed below)." if bad else "."))
-    p0 = recs[(recs.phase == "phase0") & recs.emulated.notna()]
+    p0 = recs[recs.phase.isin(check_only()) & recs.emulated.notna()]
     return Outcomes(timed, p0, left_out, counts)

@@ -1,9 +1,10 @@
 """Run folders (results/<run_id>): the run file and one record per cell, pass or fail.
 
-Record version 1 kept `correct` (true or false) and only cells that reached their check;
-version 2 keeps a record for every cell started, with `status` (passed, failed, error), the
-failure's kind and rank, and ranks that may be empty (a rank died) or report a NaN output
-(`rel_fro: null`). Both are read into one CellRecord; any other version is refused by name.
+Each file is read into the record schema's types (common/schema: RunDocument, CellRecord), any
+readable version upgraded on the way (common/schema/versions.py says what changed); a file that
+does not fit, or of a version not known here, is a ReportInputError naming the file and field.
+A report row keeps what the report shows of a record: its status and failure, its worst error
+over ranks (a rank may have died, or reported a NaN output) and, for drift, rank 0's curve.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from common.errors import ReportInputError
-from common.outcomes import STATUSES
-from measure.cells.matrix import AXES, CellSpec
-from reports.read.fields import field, number, numbers, read_json
-
-KNOWN_VERSIONS = (1, 2)
+from common.cell import CellSpec
+from common.errors import RecordError, ReportInputError
+from common.schema.record import CellRecord
+from common.schema.run import RunDocument
+from common.schema.versions import read_cell_record, read_run_document
+from reports.read.fields import read_json
 
 
 @dataclass(frozen=True)
-class CellRecord:
+class RecordRow:
     """One cell's outcome with its worst error over ranks (NaN where an output was NaN or no
     rank reported one)."""
 
@@ -38,7 +40,7 @@ class CellRecord:
     drift_errors: tuple[float, ...] | None = None  # drift: rank 0's error after each block
     drift_bounds: tuple[float, ...] | None = None  # and the bound it was held to
 
-    def row(self) -> dict:
+    def row(self) -> dict[str, Any]:
         return {
             **self.cell.as_dict(),
             "name": self.cell.name,
@@ -67,25 +69,20 @@ class RunState:
     problem: str | None
 
 
-def record_version(doc: dict, path: Path) -> int:
-    v = field(doc, "record_version", path)
-    if v not in KNOWN_VERSIONS:
-        raise ReportInputError(
-            f"{path}: field record_version is {v!r}; this report reads versions "
-            + ", ".join(map(str, KNOWN_VERSIONS))
-        )
-    return v
+def read_record(path: Path) -> CellRecord:
+    """The cell record in `path`, any readable version."""
+    try:
+        return read_cell_record(read_json(path), str(path))
+    except RecordError as e:
+        raise ReportInputError(str(e)) from None
 
 
-def _cell(doc: dict, path: Path) -> CellSpec:
-    cell = field(doc, "cell", path)
-    for axis in AXES:
-        field(cell, axis, path, "cell.")
-    spec = CellSpec.from_dict(cell)
-    name = field(doc, "name", path)
-    if name != spec.name:
-        raise ReportInputError(f"{path}: field name is {name!r} but its cell is {spec.name}")
-    return spec
+def read_run(path: Path) -> RunDocument:
+    """run.json in `path`, any readable version."""
+    try:
+        return read_run_document(read_json(path), str(path))
+    except RecordError as e:
+        raise ReportInputError(str(e)) from None
 
 
 def _worst(values: list[float]) -> float:
@@ -95,92 +92,52 @@ def _worst(values: list[float]) -> float:
     return max(values)
 
 
-def _drift(ranks: list, path: Path) -> tuple[tuple | None, tuple | None]:
-    """rank 0's drift curve (errors may be None where a step's output was NaN) and bounds."""
-    figures = ranks[0].get("phase_figures") if ranks else None
-    drift = figures.get("drift") if isinstance(figures, dict) else None
-    if drift is None:
-        return None, None
-    where = "ranks[0].phase_figures.drift."
-    errors = numbers(field(drift, "errors", path, where), path, where + "errors", optional=True)
-    bounds = numbers(field(drift, "bounds", path, where), path, where + "bounds")
-    if len(errors) != len(bounds):
-        raise ReportInputError(f"{path}: {where}errors and bounds differ in length")
-    return tuple(errors), tuple(bounds)
-
-
-def read_record(path: Path) -> CellRecord:
-    doc = read_json(path)
-    version = record_version(doc, path)
-    cell = _cell(doc, path)
-    if version == 1:
-        correct = field(doc, "correct", path)
-        if not isinstance(correct, bool):
-            raise ReportInputError(f"{path}: field correct is {correct!r}, not true or false")
-        status, kind, rank = ("passed", None, None) if correct else ("failed", "wrong_result", None)
-    else:
-        status = field(doc, "status", path)
-        if status not in STATUSES:
-            raise ReportInputError(f"{path}: field status is {status!r}, not one of {STATUSES}")
-        kind, rank = field(doc, "failure_kind", path), field(doc, "failed_rank", path)
-    ranks = field(doc, "ranks", path)
-    if not isinstance(ranks, list) or (not ranks and status == "passed"):
-        raise ReportInputError(f"{path}: field ranks is {ranks!r}; a {status} cell needs ranks")
-    errs = []
-    for i, r in enumerate(ranks):
-        e = field(r, "errors", path, f"ranks[{i}].")
-        if e is not None:
-            errs.append(
-                {
-                    k: number(
-                        field(e, k, path, f"ranks[{i}].errors."),
-                        path,
-                        f"ranks[{i}].errors.{k}",
-                        optional=True,
-                    )
-                    for k in ("rel_fro", "rel_fro_bound", "max_abs")
-                }
-            )
-    drift_errors, drift_bounds = _drift(ranks, path)
-    return CellRecord(
-        cell=cell,
-        status=status,
-        failure=field(doc, "failure", path),
-        failure_kind=kind,
-        failed_rank=rank,
-        emulated=field(doc, "emulated", path),
-        rel_fro_error=_worst([e["rel_fro"] for e in errs]),
-        rel_fro_bound=errs[0]["rel_fro_bound"] if errs else math.nan,
-        max_abs_error=_worst([e["max_abs"] for e in errs]),
+def record_row(record: CellRecord, path: Path) -> RecordRow:
+    """What the report shows of one record."""
+    errors = [r.errors for r in record.ranks if r.errors is not None]
+    figures = record.ranks[0].phase_figures if record.ranks else None
+    drift = figures.drift if figures is not None else None
+    if drift is not None and len(drift.errors) != len(drift.bounds):
+        raise ReportInputError(f"{path}: ranks[0].phase_figures.drift.errors and bounds differ")
+    return RecordRow(
+        cell=record.cell,
+        status=record.status,
+        failure=record.failure,
+        failure_kind=record.failure_kind,
+        failed_rank=record.failed_rank,
+        emulated=record.emulated,
+        rel_fro_error=_worst([e.rel_fro for e in errors]),
+        rel_fro_bound=errors[0].rel_fro_bound if errors else math.nan,
+        max_abs_error=_worst([e.max_abs for e in errors]),
         source=str(path),
-        drift_errors=drift_errors,
-        drift_bounds=drift_bounds,
+        drift_errors=tuple(drift.errors) if drift is not None else None,
+        drift_bounds=tuple(drift.bounds) if drift is not None else None,
     )
 
 
 def run_state(folder: Path) -> RunState:
-    """Read run.json: a version-2 run that is not `completed` with an end time did not finish."""
-    path = folder / "run.json"
-    doc = read_json(path)
-    run_id = str(field(doc, "run_id", path))
-    if record_version(doc, path) == 1:
-        return RunState(run_id, str(folder), None, None)
-    status, ended = doc.get("status"), doc.get("ended")
+    """Read run.json: a run that is not `completed` with an end time did not finish (version 1
+    recorded neither, so its state is unknown, not a problem)."""
+    doc = read_run(folder / "run.json")
+    if doc.record_version == 1:
+        return RunState(doc.run_id, str(folder), None, None)
+    status, ended = doc.status, doc.ended
     if status == "completed" and ended is not None:
-        return RunState(run_id, str(folder), status, None)
+        return RunState(doc.run_id, str(folder), status, None)
     if status in ("interrupted", "crashed"):
-        what = f"was {status} (exit status {doc.get('exitstatus')})"
+        what = f"was {status} (exit status {doc.exitstatus})"
     else:
         what = f"did not finish (run.json says status {status!r}, ended {ended!r})"
     return RunState(
-        run_id,
+        doc.run_id,
         str(folder),
         status,
-        f"Run {run_id} ({folder}) {what}: it stopped early, so cells it would have run are "
+        f"Run {doc.run_id} ({folder}) {what}: it stopped early, so cells it would have run are "
         "missing from this report.",
     )
 
 
-def load_run(folder: Path) -> tuple[RunState, list[CellRecord]]:
+def load_run(folder: Path) -> tuple[RunState, list[RecordRow]]:
     """The run's state and every cell record it holds, all phases."""
-    return run_state(folder), [read_record(f) for f in sorted(folder.glob("cells/*/*.json"))]
+    rows = [record_row(read_record(p), p) for p in sorted(folder.glob("cells/*/*.json"))]
+    return run_state(folder), rows

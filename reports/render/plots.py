@@ -1,15 +1,18 @@
 """The figures: one function per plot, each returning the PNG file name it wrote (or None).
 
-Drawn for a reader who has not seen the data: each series keeps one colour and marker in every
-panel (10 colours x 7 markers, so no two of up to 70 series look alike), B is told by line
-style, legends sit outside the axes so they hide no point, N is ticked at the measured sizes,
-and bounds (floors, the error bound) are drawn where they apply.
+Drawn for a reader who has not seen the data: a method has one colour in every plot (its
+registered style, kernels/registry.py), each series of it a marker of its own (its 2:4
+backend's where it shows one, else its method's, else the next free one: seven series of one
+method per figure look apart), B is told by line style, legends sit outside the axes so they
+hide no point, N is ticked at the measured sizes, and bounds (floors, the error bound) are drawn
+where they apply.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +23,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 
-COLORS = plt.get_cmap("tab10").colors
-MARKERS = "osD^vPX"  # 7 and 10 are coprime: (colour, marker) repeats after 70 series
+from kernels import registry  # noqa: E402
+
 LINESTYLES = ("-", "--", ":", "-.")
 FILLS = ("full", "none", "left", "bottom")  # B by fill too: a single-N point has no line
 
@@ -32,14 +35,22 @@ def _save(fig, out: Path, name: str) -> str:
     return name
 
 
-SHOWN_BACKENDS_EXCEPT = (None, "dense", "emulated")  # said by the method or the section
+def _backend_part(backend: object) -> str | None:
+    """A series label's backend: its label, or None where the label leaves it out (no backend,
+    a dense kernel, a backend its report section already names)."""
+    spec = registry.find_backend(backend)
+    if spec is not None:
+        return spec.shown_as if spec.shown else None
+    if isinstance(backend, str) and backend != registry.DENSE_KERNEL:
+        return backend  # one not registered here (an extension not loaded): its name
+    return None
 
 
 def _label(r) -> str:
     """method (mask) [backend]: the backend is part of a series' identity."""
-    label = r.method + (f" ({r['mask']})" if isinstance(r["mask"], str) else "")
-    backend = r.get("backend")
-    return label + (f" [{backend}]" if backend not in SHOWN_BACKENDS_EXCEPT else "")
+    label = registry.label(r.method) + (f" ({r['mask']})" if isinstance(r["mask"], str) else "")
+    backend = _backend_part(r.get("backend"))
+    return label + (f" [{backend}]" if backend is not None else "")
 
 
 def _series(t: pd.DataFrame):
@@ -47,12 +58,24 @@ def _series(t: pd.DataFrame):
     return t.sort_values("N")
 
 
-def _styles(names) -> dict[str, dict]:
-    """One colour and marker per series name, the same in every panel of a figure."""
-    return {
-        n: {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
-        for i, n in enumerate(sorted(set(names)))
-    }
+def _styles(t: pd.DataFrame) -> dict[str, dict]:
+    """One look per series (`t.series`), the same in every panel of a figure: its method's
+    colour, and its backend's marker (its method's where none shows), moved on to the next
+    marker that no other series of that method in the figure has taken."""
+    markers = registry.MARKERS
+    backend = t.backend if "backend" in t else pd.Series(None, index=t.index)
+    rows = t.assign(backend=backend).drop_duplicates("series").sort_values("series")
+    looks: dict[str, dict] = {}
+    taken: dict[str, set[str]] = {}
+    for _, r in rows.iterrows():
+        style, spec = registry.style(r.method), registry.find_backend(r.backend)
+        first = spec.marker if spec is not None and spec.shown else style.marker
+        used = taken.setdefault(r.method, set())
+        turn = [markers[(markers.index(first) + i) % len(markers)] for i in range(len(markers))]
+        marker = next((m for m in turn if m not in used), first)
+        used.add(marker)
+        looks[r.series] = {"color": style.color, "marker": marker}
+    return looks
 
 
 def _b_styles(bs) -> dict[int, dict]:
@@ -63,16 +86,28 @@ def _b_styles(bs) -> dict[int, dict]:
     }
 
 
+PANEL_IN = 5  # inches of one panel's width; a figure adds 3 for its legend
+
+
 def _figure(ncols: int = 1, height: float = 4.0):
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols + 3, height), layout="constrained")
+    size = (PANEL_IN * ncols + 3, height)
+    fig, axes = plt.subplots(1, ncols, figsize=size, layout="constrained")
     return fig, axes
 
 
-def _legend(fig, styles: dict, extra: list[tuple[str, dict]] = ()) -> None:
+LEGEND_WIDTH = 44  # characters a legend line may take: a registered label can be long
+LEGEND_LINE_IN = 0.16  # inches a legend line takes at its font size
+
+
+def _legend(fig, styles: dict, extra: Sequence[tuple[str, dict]] = ()) -> None:
     """A legend beside the axes (never over them): one entry per series, then `extra` entries
-    (line styles of B, the floor, a bound) as (label, Line2D keywords)."""
-    handles = [Line2D([], [], ls="-", label=n, **s) for n, s in styles.items()]
+    (line styles of B, the floor, a bound) as (label, Line2D keywords); long labels wrap, so
+    the legend stays narrow beside one panel too, and the figure grows to the legend's height."""
+    wrap = textwrap.TextWrapper(LEGEND_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    handles = [Line2D([], [], ls="-", label=wrap.fill(n), **s) for n, s in styles.items()]
     handles += [Line2D([], [], label=lab, **kw) for lab, kw in extra]
+    lines = sum(str(h.get_label()).count("\n") + 1 for h in handles)
+    fig.set_figheight(max(fig.get_figheight(), 0.6 + LEGEND_LINE_IN * lines))
     fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
 
 
@@ -107,7 +142,7 @@ def _log_y(ax) -> None:
 def time_vs_n(t, out, prefix, title):
     t = _series(t)
     bs = sorted(t.B.unique())
-    styles = _styles(t.series)
+    styles = _styles(t)
     fig, axes = _figure(len(bs))
     axes = axes if len(bs) > 1 else [axes]
     for ax, b in zip(axes, bs, strict=True):
@@ -127,7 +162,11 @@ def time_vs_n(t, out, prefix, title):
         _log_y(ax)
         _n_axis(ax, tb.N)
         ax.set(title=f"B={b}", ylabel="forward ms")
-    fig.suptitle("\n".join(textwrap.wrap(f"forward time vs N: {title}", 70)))
+    # over the panels, from the left edge, wrapped to their width (9 characters an inch), so it
+    # never reaches the legend beside them
+    width = 9 * PANEL_IN * len(bs)
+    lines = textwrap.wrap(f"forward time vs N: {title}", width)
+    fig.suptitle("\n".join(lines), x=0.01, ha="left")
     _legend(fig, styles, [("floor (dashed, same colour)", {"color": "k", "ls": "--"})])
     return _save(fig, out, prefix + "time_vs_n.png")
 
@@ -137,7 +176,7 @@ def speedup(t, out, prefix, baseline):
     if baseline not in set(t.method):
         return None
     others = t[t.method != baseline]
-    styles, bstyles = _styles(others.series), _b_styles(t.B)
+    styles, bstyles = _styles(others), _b_styles(t.B)
     fig, ax = _figure()
     for b, gb in t.groupby("B"):
         base = gb[gb.method == baseline].groupby("N").median_s.median()  # several runs: median
@@ -184,7 +223,7 @@ def _lines(t, y, name, out, ylabel, title, loglog=False, ref=None, needs=None):
             return None
         t = t[t[needs].notna()]
     t = _series(t)
-    styles, bstyles = _styles(t.series), _b_styles(t.B)
+    styles, bstyles = _styles(t), _b_styles(t.B)
     fig, ax = _figure()
     for (s, b), g in t.groupby(["series", "B"]):
         ax.plot(g.N, y(g), **bstyles[b], **styles[s])
@@ -219,7 +258,7 @@ def memory(t, out, prefix):
             for p in t.peak_forward_bytes_per_rank
         ],
     )
-    styles = _styles(t.series)
+    styles = _styles(t)
     fig, ax = _figure()
     for s, g in t.groupby("series"):
         g = g.groupby("N")[["weight", "peak"]].max()
@@ -257,7 +296,7 @@ def errors(t, out, prefix):
     t = _series(t[t.rel_fro_error.notna()])
     if t.empty:
         return None
-    styles, dstyles = _styles(t.series), _b_styles(t.dtype)
+    styles, dstyles = _styles(t), _b_styles(t.dtype)
     bounded = "rel_fro_bound" in t and t.rel_fro_bound.notna().any()
     fig, ax = _figure()
     for (s, d), g in t.groupby(["series", "dtype"]):

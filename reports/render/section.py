@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kernels import registry
 from reports.render import plots
 from reports.render.html import md_table
 
@@ -60,8 +61,7 @@ def section(
     if not t.empty:
         drawn = {
             "forward time vs N": plots.time_vs_n(t, out, prefix, title),
-            "speedup vs dense_single": plots.speedup(t, out, prefix, "dense_single"),
-            "speedup vs dense_tp_row": plots.speedup(t, out, prefix, "dense_tp_row"),
+            **{f"speedup vs {b}": plots.speedup(t, out, prefix, b) for b in registry.baselines()},
             "breakdown": plots.breakdown(t, out, prefix),
             "% of floor": plots.pct_floor(t, out, prefix),
             "memory": plots.memory(t, out, prefix),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.phases import adding, with_primary
 from reports.analysis.tables import with_state_mib
 from reports.render.plots import _figure, _label, _legend, _log_y, _save, _styles
 
@@ -41,7 +42,7 @@ def _bars(df: pd.DataFrame, out, name: str, xlabel: str, title: str) -> str:
 def train_breakdown(t, out, prefix):
     """Each part of a train step, timed alone, stacked; the rest of the step (forward, loss,
     what the parts share) as its own bar so the total is the measured step."""
-    t = t[t.phase == "phase3"]
+    t = t[t.phase.isin(with_primary("step"))]
     if t.empty or not set(PARTS) <= set(t):
         return None
     big = _largest(t)
@@ -60,7 +61,7 @@ def train_breakdown(t, out, prefix):
 def train_memory(t, out, prefix):
     """What a rank holds to train: the kernel's weights, the master copy, gradients and the
     optimizer's state (AdamW: two moments), stacked."""
-    t = t[t.phase == "phase3"]
+    t = t[t.phase.isin(with_primary("step"))]
     if t.empty or "optimizer_bytes_per_rank" not in t:
         return None
     big = with_state_mib(_largest(t))
@@ -80,12 +81,12 @@ def drift(records, out, prefix):
     method, its bound dashed in the same colour (a point above its bound failed)."""
     if records.empty or "drift_errors" not in records:
         return None
-    d = records[(records.phase == "drift") & records.drift_errors.notna()]
+    d = records[records.phase.isin(adding("drift")) & records.drift_errors.notna()]
     d = d[d.status == "passed"]
     if d.empty:
         return None
     d = d.assign(series=[_label(r) + f" N={r.N} B={r.B}" for _, r in d.iterrows()])
-    styles = _styles(d.series)
+    styles = _styles(d)
     fig, ax = _figure()
     for _, r in d.sort_values("series").iterrows():
         steps = range(1, len(r.drift_errors) + 1)

@@ -63,7 +63,8 @@ def test_gloo_ranks_sharing_one_gpu_compute_block_shock(tmp_path):
     try:
         assert pool.backend == "gloo" and pool.shared_device
         cell = _cell("block_shock", "random_2of4", 2)
-        results = pool.run(run_check, cell.as_dict(), spec("block_shock"), 5, TaskOptions())
+        options = TaskOptions(backend="cslt")
+        results = pool.run(run_check, cell.as_dict(), spec("block_shock"), 5, options)
     finally:
         pool.close()
     for r in results:

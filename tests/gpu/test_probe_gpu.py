@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from common.cell import CellSpec
-from measure.checks.probe import ExactFigures, assert_exact
+from measure.checks.probe import assert_exact
 from measure.ranks.context import RankContext
 from measure.ranks.failures import Timeouts
 from measure.ranks.pool import RankPool
@@ -37,11 +37,11 @@ def test_real_kernels_are_exact_and_see_each_planted_fault(cuda_ctx, backend, dt
     ]
     figs = probe_cells(cuda_ctx, [c.as_dict() for c in cells], 3, backend)
     for cell, fig in zip(cells, figs, strict=True):
-        assert_exact(ExactFigures(**fig), f"{cell.name} {backend}", 0)
+        assert_exact(fig, f"{cell.name} {backend}", 0)
     figures = probe_faults(cuda_ctx, cells[2].as_dict(), 0, 5, backend)
-    assert_exact(ExactFigures(**figures["none"]), cells[2].name, 0)
+    assert_exact(figures["none"], cells[2].name, 0)
     for kind in FAULTS:
-        assert ExactFigures(**figures[kind]).mismatches > 0, f"{kind} on {backend} not seen"
+        assert figures[kind].mismatches > 0, f"{kind} on {backend} not seen"
 
 
 def test_two_gloo_ranks_on_one_gpu_are_exact_and_see_a_planted_fault():
@@ -58,9 +58,9 @@ def test_two_gloo_ranks_on_one_gpu_are_exact_and_see_a_planted_fault():
         ]
         for rank, figs in enumerate(pool.run(probe_cells, [c.as_dict() for c in cells], 3)):
             for cell, fig in zip(cells, figs, strict=True):
-                assert_exact(ExactFigures(**fig), cell.name, rank)
+                assert_exact(fig, cell.name, rank)
         for rank, figs in enumerate(pool.run(probe_faults, cells[0].as_dict(), 1, 5)):
-            assert figs["none"]["mismatches"] == 0
-            assert all(figs[k]["mismatches"] > 0 for k in FAULTS), f"rank {rank}"
+            assert figs["none"].mismatches == 0
+            assert all(figs[k].mismatches > 0 for k in FAULTS), f"rank {rank}"
     finally:
         pool.close()

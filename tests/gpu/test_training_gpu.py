@@ -32,7 +32,7 @@ def _cell(mask, phase):
 
 def test_2of4_backward_on_compressed_w_transpose(cuda_ctx):
     cell = _cell("transposable_magnitude", "phase2")
-    fig = backward_figures(cuda_ctx, cell.as_dict(), 41, require_sparse=True)
+    fig = backward_figures(cuda_ctx, cell.as_dict(), 41, require_sparse=True, backend="cslt")
     checks.assert_correct(fig.errors, cell.name)
     assert fig.backward_backend == "cslt"
 
@@ -41,7 +41,8 @@ def test_2of4_backward_on_compressed_w_transpose(cuda_ctx):
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_train_steps_with_cslt_recompression(cuda_ctx, variant, optimizer):
     cell = _cell("transposable_random", "phase3")
-    assert_trained(train_figures(cuda_ctx, cell.as_dict(), 42, optimizer, variant, 3), cell.name)
+    fig = train_figures(cuda_ctx, cell.as_dict(), 42, optimizer, variant, 3, backend="cslt")
+    assert_trained(fig, cell.name)
 
 
 @pytest.mark.parametrize("variant, optimizer", [("T1", "adamw"), ("T1m", "sgd"), ("T2", "sgd")])

@@ -56,5 +56,5 @@ def test_block_shock_halves_sum_to_the_weight_and_store_their_bytes(solo_ctx):
     layer, args = built.layer, built.args
     m0, m1 = args.masks
     torch.testing.assert_close(args.weight * m0 + args.weight * m1, args.weight)
-    assert layer.half.backend == "emulated"
+    assert layer.kernel_record().backend == "emulated"
     assert layer.weight_bytes == args.weight.numel() * args.weight.element_size()

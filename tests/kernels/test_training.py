@@ -2,11 +2,16 @@
 the same rule, within the bound carried step by step; a planted stale compression fails; the
 drift block stays under its bound and a planted 1% layer error fails it."""
 
+from dataclasses import replace
+
 import pytest
+import torch
 
 from common.cell import CellSpec
-from common.errors import CellSpecError, CorrectnessError
-from kernels.training import TrainConfig, check_train_config
+from common.errors import CellSpecError, CorrectnessError, MatrixError
+from kernels import registry
+from kernels.training import make_optimizer
+from measure.cells.matrix import validate_cell
 from measure.checks.training import assert_drift, assert_trained
 from tests.measure.rank_tasks import run_drift_block, train_figures
 
@@ -21,9 +26,9 @@ def _assert_all(figs, cell, variant=None):
     for rank, fig in enumerate(figs):
         assert_trained(fig, cell.name, rank)
         if variant == "T2":  # the forward stays at W_0: the loss does not move (the master does)
-            assert fig["losses"][0] == fig["losses"][-1]
+            assert fig.losses[0] == fig.losses[-1]
         else:
-            assert fig["losses"][-1] < 0.6 * fig["losses"][0]  # it trained: not vacuous
+            assert fig.losses[-1] < 0.6 * fig.losses[0]  # it trained: not vacuous
 
 
 TWO_RANK = [
@@ -82,13 +87,13 @@ def test_row_chunked_reference_equals_the_whole(gloo_pair, method, mask, variant
             train_figures, cell.as_dict(), 35, optimizer, variant, STEPS, False, rows
         )
         for rank, (a, b) in enumerate(zip(whole, chunked, strict=True)):
-            assert a["losses"] == b["losses"], rank  # the same run
+            assert a.losses == b.losses, rank  # the same run
             for key in ("reference_losses", "weight_rel_fro", "weight_rel_fro_bound"):
-                assert b[key] == pytest.approx(a[key], rel=1e-9), (rank, key)
+                assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), (rank, key)
             # float64 GEMMs over other shapes round differently, far below the run's error
-            assert b["weight_max_abs_over_bound"] == pytest.approx(a["weight_max_abs_over_bound"])
-            assert b["loss_error_over_bound"] == pytest.approx(a["loss_error_over_bound"], 1e-6)
-            assert 0 < b["weight_rel_fro"] < b["weight_rel_fro_bound"]
+            assert b.weight_max_abs_over_bound == pytest.approx(a.weight_max_abs_over_bound)
+            assert b.loss_error_over_bound == pytest.approx(a.loss_error_over_bound, 1e-6)
+            assert 0 < b.weight_rel_fro < b.weight_rel_fro_bound
 
 
 def test_stale_compression_fails_the_two_rank_check(gloo_pair):
@@ -109,19 +114,37 @@ def test_stale_compression_fails_the_adamw_check_in_fp32(solo_ctx):
 
 
 @pytest.mark.parametrize(
-    "method, mask, cfg, bias, rule",
+    "method, mask, variant, bad, rule",
     [
-        ("dense_single", None, TrainConfig("adam", 0.1), False, "did you mean 'adamw'"),
-        ("dense_single", None, TrainConfig("sgd", 0.1, "T1"), False, "variants are for"),
-        ("block_shock", "random_2of4", TrainConfig("sgd", 0.1, "T3"), False, "needs a variant"),
-        ("block_shock", "random_2of4", TrainConfig("sgd", 0.1, "T1m"), False, "T1m re-chooses"),
-        ("dense_tp_row", None, TrainConfig("sgd", 0.1), True, "bias off"),
-        ("dense_tp_row", None, TrainConfig("sgd", 0.0), False, "must be positive"),
+        ("dense_single", None, None, {"variant": "T1"}, "takes no variant"),
+        ("block_shock", "random_2of4", "T1", {"variant": None}, "needs a variant"),
+        ("block_shock", "random_2of4", "T1", {"variant": "T1m"}, "T1m re-chooses a transposable"),
+        ("dense_tp_row", None, None, {"bias": True}, "phase3 cells take bias false"),
     ],
 )
-def test_bad_training_axes_are_refused_before_anything_runs(method, mask, cfg, bias, rule):
-    with pytest.raises(CellSpecError, match=rule):
-        check_train_config(method, mask, bias, cfg, "phase3[cell]")
+def test_bad_training_axes_are_refused_before_anything_runs(method, mask, variant, bad, rule):
+    """The matrix holds a train step's rules (validate_cell runs as benchmarks.json loads): the
+    cell passes, and with one axis broken it is refused naming the rule."""
+    ws = registry.spec(method).world_size or 2
+    cell = replace(_cell(method, mask, ws), optimizer="sgd", variant=variant, steps=STEPS)
+    validate_cell(cell)
+    with pytest.raises(MatrixError, match=rule):
+        validate_cell(replace(cell, **bad))
+
+
+def test_a_variant_name_is_never_guessed(solo_ctx):
+    """Any variant but T1m and T2 would otherwise train as T1."""
+    cell = replace(_cell("block_shock_half", "transposable_random", 1), variant="T3")
+    with pytest.raises(CellSpecError, match="unknown variant 'T3'; variants: "):
+        train_figures(solo_ctx, cell.as_dict(), 38, "sgd", "T3")
+
+
+def test_an_optimizer_name_is_never_guessed():
+    w = [torch.nn.Parameter(torch.ones(2))]
+    assert isinstance(make_optimizer("adamw", w, 0.1), torch.optim.AdamW)
+    assert isinstance(make_optimizer("sgd", w, 0.1), torch.optim.SGD)
+    with pytest.raises(CellSpecError, match="unknown optimizer 'adam' \\(did you mean 'adamw'"):
+        make_optimizer("adam", w, 0.1)
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
@@ -129,7 +152,7 @@ def test_two_rank_drift_stays_under_its_bound(gloo_pair, dtype):
     cell = _cell("block_shock", "transposable_random", 2, n=128, dtype=dtype, phase="drift")
     for rank, fig in enumerate(gloo_pair.run(run_drift_block, cell.as_dict(), 35, 32)):
         assert_drift(fig, cell.name, rank)
-        assert len(fig["errors"]) == 32 and fig["errors"][-1] > 0
+        assert len(fig.errors) == 32 and fig.errors[-1] > 0
 
 
 def test_drift_fails_on_a_planted_one_percent_layer_error(solo_ctx):

@@ -27,6 +27,7 @@ import os
 os.environ["TRITON_INTERPRET"] = "1"
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -124,7 +125,7 @@ def run_case(
         "B": batch,
         "config": config.name,
         "expansion": expansion,
-        **fig.as_dict(),
+        **dataclasses.asdict(fig),
     }
 
 

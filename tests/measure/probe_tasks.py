@@ -22,7 +22,7 @@ from kernels.methods import BuildArgs, Method
 from kernels.registry import spec
 from measure.cells.build import build
 from measure.checks import bounds as checks
-from measure.checks.probe import exact_probe
+from measure.checks.probe import ExactFigures, exact_probe
 from measure.phases.pipeline import check_forward
 
 FAULTS = ("double_drop", "swap", "flip")
@@ -61,7 +61,7 @@ def planted(base: type[Method], kind: str, on_rank: int) -> type[Method]:
     return type(f"Planted{base.__name__}", (base,), {"build": build_})
 
 
-def _probe_args(ctx, cell: CellSpec, method, args: BuildArgs, seed: int) -> dict:
+def _probe_args(ctx, cell: CellSpec, method, args: BuildArgs, seed: int) -> ExactFigures:
     """The probe as the runner would call it, with the masks and backend of the cell's build."""
     fig = exact_probe(
         ctx,
@@ -76,10 +76,12 @@ def _probe_args(ctx, cell: CellSpec, method, args: BuildArgs, seed: int) -> dict
         args.backend,
         seed + 2,
     )
-    return fig.as_dict()
+    return fig
 
 
-def probe_cells(ctx, cell_dicts: list[dict], seed: int, backend: str = "auto") -> list[dict]:
+def probe_cells(
+    ctx, cell_dicts: list[dict], seed: int, backend: str = "auto"
+) -> list[ExactFigures]:
     """The exact probe of every cell (all of this rank pool's world size), unplanted."""
     figures = []
     for c in cell_dicts:
@@ -91,7 +93,7 @@ def probe_cells(ctx, cell_dicts: list[dict], seed: int, backend: str = "auto") -
 
 def probe_faults(
     ctx, cell_dict: dict, on_rank: int, seed: int, backend: str = "auto"
-) -> dict[str, dict]:
+) -> dict[str, ExactFigures]:
     """The cell's probe figures unplanted ("none") and with each fault planted on `on_rank`."""
     cell = CellSpec.from_dict(cell_dict)
     args = build(ctx, cell, seed, backend).args

@@ -65,19 +65,19 @@ def test_idle_is_subtracted_and_split_per_forward_and_token():
     active = energy.Window("forward", "test", seconds=2.0, joules=500.0)
     idle = energy.Window("idle", "test", seconds=1.0, joules=100.0)
     fig = energy.energy_figures(active, idle, forwards=1000, tokens_per_forward=64)
-    assert fig["idle_w"] == 100 and fig["avg_w"] == 250
-    assert fig["net_joules"] == pytest.approx(300)
-    assert fig["j_per_forward"] == pytest.approx(0.3)
-    assert fig["j_per_token"] == pytest.approx(0.3 / 64)
-    assert fig["edp_j_s"] == pytest.approx(0.3 * 2.0 / 1000)
+    assert fig.idle_w == 100 and fig.avg_w == 250
+    assert fig.net_joules == pytest.approx(300)
+    assert fig.j_per_forward == pytest.approx(0.3)
+    assert fig.j_per_token == pytest.approx(0.3 / 64)
+    assert fig.edp_j_s == pytest.approx(0.3 * 2.0 / 1000)
 
 
 def test_a_window_not_above_idle_gives_no_number_but_a_reason():
     active = energy.Window("forward", "test", seconds=1.0, joules=90.0)
     idle = energy.Window("idle", "test", seconds=1.0, joules=100.0)
     fig = energy.energy_figures(active, idle, forwards=1000, tokens_per_forward=64)
-    assert fig["energy"] == "below idle" and "j_per_forward" not in fig
-    assert "not above idle (100.0 W)" in fig["reason"]
+    assert fig.energy == "below idle" and fig.j_per_forward is None
+    assert "not above idle (100.0 W)" in fig.reason
 
 
 def test_counter_and_power_integral_are_cross_checked():
@@ -85,15 +85,15 @@ def test_counter_and_power_integral_are_cross_checked():
     assert energy.integrate(samples, 0.0, 1.0) == pytest.approx(200)
     active = energy.Window("forward", "nvml_energy_counter", 1.0, 210.0, 200.0, samples)
     fig = energy.energy_figures(active, energy.Window("idle", "x", 1.0, 50.0), 10, 1)
-    assert fig["counter_vs_integral"] == pytest.approx(0.05)
-    assert fig["peak_w"] == 200 and fig["throttle_reasons_seen"] == "0x0"
+    assert fig.counter_vs_integral == pytest.approx(0.05)
+    assert fig.peak_w == 200 and fig.throttle_reasons_seen == "0x0"
 
 
 def test_throttle_bits_seen_in_the_window_are_reported():
     samples = [(0.0, 700.0, 1260, 70, 0x4), (1.0, 700.0, 1260, 70, 0x1)]
     active = energy.Window("forward", "nvml_energy_counter", 1.0, 700.0, 700.0, samples)
     fig = energy.energy_figures(active, energy.Window("idle", "x", 1.0, 80.0), 10, 1)
-    assert fig["throttle_reasons_seen"] == "0x4"  # sw power cap kept, the idle bit dropped
+    assert fig.throttle_reasons_seen == "0x4"  # sw power cap kept, the idle bit dropped
 
 
 def test_no_gpu_and_no_rapl_means_unavailable_with_a_reason(tmp_path):

@@ -1,4 +1,4 @@
-"""Floors follow the byte and FLOP counts of DESIGN.md; bounds follow dtype and K."""
+"""Floors follow the byte and FLOP counts of docs/DESIGN.md; bounds follow dtype and K."""
 
 import math
 

@@ -1,20 +1,23 @@
 """benchmarks.json: loads, expands, and refuses bad input with a message naming file and key."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from common.errors import MatrixError
+from kernels import registry
 from kernels.masks import PERIODIC_MASKS
-from kernels.registry import REGISTRY
 from measure.cells.matrix import DEFAULT_PATH, load_matrix
+from tests.conftest import ROOT
 
 
 def test_smoke_suite_covers_every_method_and_mask_in_40_or_more_phase0_cells():
     smoke = load_matrix().suite("smoke")
     phase0 = [c for c in smoke.cells if c.phase == "phase0"]
     assert len(phase0) >= 40
-    two_rank_methods = {m for m, r in REGISTRY.items() if r.world_size != 1}
+    two_rank_methods = {m.name for m in registry.methods() if m.world_size != 1}
     assert two_rank_methods | {"dense_single"} <= {c.method for c in phase0}
     assert set(load_matrix().axes["mask"]) <= {c.mask for c in phase0}
     assert {1, 2} <= {c.world_size for c in phase0}
@@ -111,17 +114,22 @@ def test_gpu_only_rules_are_checked_before_anything_runs():
     with pytest.raises(
         CellSpecError, match=r"block_shock-N132x128.*multiples of 64, got 128 x 132"
     ):
-        preflight(odd, "cuda")
+        preflight(odd, "cuda", "cslt")
     fp32 = CellSpec(
         "phase0", "block_shock", 256, 256, 64, "fp32", "random_2of4", "gaussian", 2, False
     )
     with pytest.raises(CellSpecError, match="need bf16 or fp16"):
+        preflight(fp32, "cuda", "cslt")
+    # auto (the default on a GPU) takes a shape some candidate takes, and refuses one that none
+    # takes with every candidate's reason
+    with pytest.raises(CellSpecError, match=r"no candidate of the auto backend.*cslt: .*bf16"):
         preflight(fp32, "cuda")
     ragged = CellSpec(
         "phase0", "block_shock", 256, 256, 12, "bf16", "random_2of4", "gaussian", 2, False
     )
     with pytest.raises(CellSpecError, match="B a multiple of 8, got 12"):
-        preflight(ragged, "cuda")
+        preflight(ragged, "cuda", "cslt")
+    preflight(ragged, "cuda")  # cuSPARSELt cannot, but auto's padded cuSPARSELt can
 
 
 def test_a_zero_warm_up_is_a_valid_policy(write):
@@ -133,12 +141,64 @@ def test_a_zero_warm_up_is_a_valid_policy(write):
 def test_the_registry_and_benchmarks_json_name_the_same_methods():
     """Every method the matrix offers is registered, and every registered method is offered:
     a method added in one place and forgotten in the other fails here, not in a sweep."""
-    assert set(load_matrix().axes["method"]) == set(REGISTRY)
-    for name, spec in REGISTRY.items():
-        assert spec.cls.name == name and spec.cls.collective == spec.collective
+    assert set(load_matrix().axes["method"]) == set(registry.method_names())
+    for spec in registry.methods():
+        assert registry.spec_for(spec.cls) is spec  # a built method learns its own spec
 
 
 def test_smoke_and_gpu_check_hold_every_registered_method():
     """README says the smoke and gpu_check suites cover every method: this keeps it true."""
     for name in ("smoke", "gpu_check"):
-        assert {c.method for c in load_matrix().suite(name).cells} == set(REGISTRY), name
+        cells = load_matrix().suite(name).cells
+        assert {c.method for c in cells} == set(registry.method_names()), name
+
+
+@pytest.mark.parametrize(
+    "axis, typo, closest",
+    [
+        ("phase", "phasee3", "phase3"),
+        ("method", "block_shok", "block_shock"),
+        ("dtype", "bf61", "bf16"),
+        ("mask", "random_2of5", "random_2of4"),
+        ("workload", "attention_lik", "attention_like"),
+        ("bias", 1, None),  # JSON 1 is not true: bias takes booleans only
+        ("backend", "cslt_pad", "cslt_padded"),
+        ("optimizer", "adam", "adamw"),
+        ("variant", "T1mm", "T1m"),
+    ],
+)
+def test_a_typo_in_any_axis_names_the_value_the_closest_choice_and_all(write, axis, typo, closest):
+    """Each axis is checked against where its values are implemented (masks, workloads, 2:4
+    backends, optimizers, variants, phases, methods, dtypes), not only against itself."""
+    from measure.cells.matrix import implemented_values
+
+    choices = implemented_values()[axis]
+    path = write(lambda d: d["axes"][axis].append(typo))
+    with pytest.raises(MatrixError) as e:
+        load_matrix(path)
+    hint = f" (did you mean {closest!r}?)" if closest else ""
+    assert str(e.value) == (
+        f"{path}: axes.{axis}: {typo!r} is not implemented{hint}; implemented: {list(choices)}"
+    )
+
+
+def test_the_axes_offer_only_what_is_implemented_and_every_mask_workload_and_backend():
+    from kernels.masks import MASKS
+    from measure.cells.workloads import WORKLOADS
+
+    axes = load_matrix().axes
+    assert set(axes["mask"]) == set(MASKS)
+    assert set(axes["workload"]) == set(WORKLOADS)
+    offered = {b.name for b in registry.backend_specs() if b.shown}  # emulated: chosen on a CPU
+    assert set(axes["backend"]) == offered
+
+
+def test_a_typo_in_the_matrix_fails_collection(write, tmp_path):
+    path = write(lambda d: d["axes"]["mask"].append("random_2of5"))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "--co", "-q", "-p", "no:cacheprovider",
+         "--bs-matrix", str(path), "--bs-results", str(tmp_path / "results")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "axes.mask: 'random_2of5' is not implemented (did you mean 'random_2of4'?)" in run.stderr

@@ -15,7 +15,6 @@ from common.errors import CorrectnessError
 from kernels.masks import make_mask_pair
 from measure.cells.matrix import load_matrix
 from measure.checks.probe import (
-    ExactFigures,
     assert_exact,
     exact_limit,
     groups_per_row,
@@ -91,8 +90,8 @@ def test_smoke_methods_are_exact_on_one_rank(solo_ctx):
     cells = _smoke_cells(1)
     figures = probe_cells(solo_ctx, [c.as_dict() for c in cells], 3)
     for cell, fig in zip(cells, figures, strict=True):
-        assert_exact(ExactFigures(**fig), cell.name, 0)
-        assert fig["probes"] >= 1 and fig["covered_groups"] == cell.N // 4
+        assert_exact(fig, cell.name, 0)
+        assert fig.probes >= 1 and fig.covered_groups == cell.N // 4
     assert {c.method for c in cells} >= {"dense_single", "dense_half", "block_shock_half"}
 
 
@@ -101,7 +100,7 @@ def test_smoke_methods_are_exact_on_two_gloo_ranks(gloo_pair):
     per_rank = gloo_pair.run(probe_cells, [c.as_dict() for c in cells], 3)
     for rank, figures in enumerate(per_rank):
         for cell, fig in zip(cells, figures, strict=True):
-            assert_exact(ExactFigures(**fig), cell.name, rank)
+            assert_exact(fig, cell.name, rank)
     methods = {"dense_tp_row", "dense_tp_col", "dense_tp_interleaved", "masked_split_dense"}
     assert {c.method for c in cells} == methods | {"block_shock"}
 
@@ -124,9 +123,9 @@ def test_each_planted_fault_fails_the_probe(solo_ctx, gloo_pair, method, n, dtyp
     else:
         per_rank = [probe_faults(solo_ctx, cell.as_dict(), 0, 5)]
     for rank, figures in enumerate(per_rank):
-        assert_exact(ExactFigures(**figures["none"]), cell.name, rank)
+        assert_exact(figures["none"], cell.name, rank)
         for kind in FAULTS:
-            fig = ExactFigures(**figures[kind])
+            fig = figures[kind]
             with pytest.raises(CorrectnessError, match=f"rank {rank}: exact probe: ") as e:
                 assert_exact(fig, f"{cell.name} planted {kind}", rank)
             assert fig.nonfinite == 0 and "the rule is equality" in str(e.value)
@@ -153,6 +152,6 @@ def test_probe_counts_nan_as_a_mismatch(solo_ctx, monkeypatch):
     monkeypatch.setattr(DenseSingle, "compute", one_nan)
     cell = _faults_cell("dense_single", 256, "bf16")
     (fig,) = probe_cells(solo_ctx, [cell.as_dict()], 5)
-    assert fig["nonfinite"] == fig["probes"] and fig["mismatches"] == fig["probes"]
+    assert fig.nonfinite == fig.probes and fig.mismatches == fig.probes
     with pytest.raises(CorrectnessError, match="NaN/inf"):
-        assert_exact(ExactFigures(**fig), cell.name, 0)
+        assert_exact(fig, cell.name, 0)

@@ -63,7 +63,7 @@ def test_host_sampler_measures_real_sleeps(solo_ctx):
     assert stats.median - statistics.median(sampled) < 1e-3  # and adds only the call's cost
     assert stats.min <= stats.q1 <= stats.median <= stats.q3 <= stats.max
     assert stats.measured_s >= 0.02
-    assert stats.rank_medians == [pytest.approx(stats.median, rel=0.5)]
+    assert stats.rank_medians == [stats.median]  # one rank: the agreed series is its own
     assert stats.sm_clock_mhz == []  # no NVML clock on the host
 
 

@@ -5,7 +5,9 @@ import itertools
 
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 
+from kernels import registry
 from reports.render import plots
 
 MASKS = ["complement_1100_0011", "complement_1010_0101", "random_2of4", "magnitude_2of4"]
@@ -106,3 +108,29 @@ def test_the_other_plots_are_readable(drawn, tmp_path, plot):
         compute_median_s=1e-3, collective_median_s=5e-4, host_overhead_s=float("nan")
     )
     assert_readable(*drawn[getattr(plots, plot)(t, tmp_path, "gpu_")])
+
+
+def test_one_panel_keeps_its_title_off_a_legend_of_long_labels(drawn, tmp_path):
+    t = frame()
+    long = t["mask"].map(lambda m: f"{m}, a long registered label" if isinstance(m, str) else m)
+    t = t[t.B == 8].assign(mask=long)
+    name = plots.time_vs_n(t, tmp_path, "emulated_", "Emulated results (CPU, host clock)")
+    assert_readable(*drawn[name])
+
+
+def test_a_method_has_its_registered_colour_in_every_plot(drawn, tmp_path):
+    """One colour per method, from kernels/registry.py, whatever else a figure holds."""
+    t = frame()
+    names = [
+        plots.time_vs_n(t, tmp_path, "a_", "all series"),
+        plots.time_vs_n(t[t.method == "block_shock"], tmp_path, "b_", "one method"),
+        plots.speedup(t, tmp_path, "c_", "dense_tp_row"),
+        plots.errors(t, tmp_path, "d_"),
+    ]
+    for name in names:
+        fig, _ = drawn[name]
+        for text, line in zip(fig.legends[0].texts, fig.legends[0].get_lines(), strict=False):
+            method = text.get_text().split(" ")[0]
+            if method in registry.method_names():
+                want = to_rgba(registry.style(method).color)
+                assert to_rgba(line.get_color()) == want, (name, text.get_text())

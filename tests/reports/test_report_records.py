@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from common.errors import ReportInputError
+from common.schema.versions import RECORD_VERSION
 from reports.__main__ import main
 from reports.build import build
 from tests.reports.report_inputs import cell, rank, record, write_run
@@ -88,28 +89,38 @@ def refused(inputs, out, *words, capsys):
 
 
 def test_an_unknown_record_version_is_refused_by_name(tmp_path, capsys):
-    doc = {**record(cell()), "record_version": 3}
+    doc = {**record(cell()), "record_version": RECORD_VERSION + 1}
     run = write_run(tmp_path / "run", [doc])
     path = run / "cells" / "phase0" / f"{cell().id}.json"
-    refused([run], tmp_path / "report", str(path), "record_version is 3", capsys=capsys)
+    words = f"record_version is {RECORD_VERSION + 1}"
+    refused([run], tmp_path / "report", str(path), words, capsys=capsys)
 
 
 def test_a_version_one_record_is_still_read(tmp_path):
+    """A version-1 record: `correct` instead of a status, memory figures beside the rest."""
     v1 = record(cell())
-    for k in ("status", "failure_kind", "failed_rank", "published"):
+    for k in ("status", "failure_kind", "failed_rank", "published", "stacks"):
         del v1[k]
-    run = write_run(tmp_path / "run", [{**v1, "record_version": 1, "correct": True}])
+    for r in v1["ranks"]:
+        memory = r.pop("memory")
+        r.update(weight_bytes=memory["weight_bytes"], peak_build_bytes=None)
+    run = write_run(tmp_path / "run", [{**v1, "record_version": 1, "correct": False}])
     out = build([run], tmp_path / "report")
-    assert "phase0: 1 of 1 cells correct." in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "phase0: 0 of 1 cells correct (1 left out, listed below)." in md
+    assert "| failed | wrong_result |" in md  # the upgrade's reading of correct: false
 
 
 @pytest.mark.parametrize(
     "edit, field",
     [
         (lambda d: d["ranks"][0]["errors"].update(rel_fro="small"), "ranks[0].errors.rel_fro"),
-        (lambda d: d.update(status="fine"), "field status"),
-        (lambda d: d["cell"].pop("N"), "cell.N"),
-        (lambda d: d.update(ranks=[]), "field ranks"),
+        (lambda d: d.update(status="fine"), "field status is 'fine', not one of"),
+        (lambda d: d["cell"].pop("N"), "field cell.N is missing"),
+        (lambda d: d.update(ranks=[]), "field ranks is []; a passed cell needs ranks"),
+        (lambda d: d.update(name="phase0[other]"), "field name is 'phase0[other]' but its cell"),
+        (lambda d: d["ranks"][0].update(flops=1), "field ranks[0].flops is not part of"),
+        (lambda d: d["ranks"][0].pop("memory"), "field ranks[0].memory is missing"),
     ],
 )
 def test_a_malformed_record_names_file_and_field(tmp_path, capsys, edit, field):
@@ -124,3 +135,27 @@ def test_the_same_cell_twice_is_refused_by_name(tmp_path, capsys):
     two = write_run(tmp_path / "run2", [record(cell())])
     refused([one, one], tmp_path / "report", "given twice", capsys=capsys)
     refused([one, two], tmp_path / "report", cell().name, "found twice", capsys=capsys)
+
+
+def test_compare_runs_names_every_cell_that_differs(tmp_path, capsys):
+    cells = [cell(), cell("block_shock", mask="random_2of4"), cell("dense_tp_row")]
+    base = write_run(tmp_path / "base", [record(c) for c in cells])
+    same = write_run(tmp_path / "same", [record(c) for c in cells])
+    assert main(["compare-runs", str(base), str(same)]) == 0
+    assert "3 cells in both runs" in capsys.readouterr().out
+    off = [rank(0), rank(1, rel_fro=2.5e-3)]  # one rank's error moved by 4%
+    new = write_run(
+        tmp_path / "new",
+        [
+            record(cells[0], "failed", kind="wrong_result", failure="planted"),
+            record(cells[1], ranks=off),
+            record(cell("dense_tp_col")),
+        ],
+    )
+    assert main(["compare-runs", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert f"status differs: {cells[0].name}: passed -> failed" in out
+    assert f"figure differs: {cells[1].name} rank 1 rel_fro: 0.0024 vs 0.0025" in out
+    assert f"only in the base run: {cells[2].name}" in out and "only in the new run" in out
+    assert main(["compare-runs", str(base), str(new), "--rtol", "0.1"]) == 1  # status, cells
+    assert "figure differs" not in capsys.readouterr().out

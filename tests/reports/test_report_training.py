@@ -46,23 +46,37 @@ def as_gpu(t: pd.DataFrame) -> pd.DataFrame:
     return t.assign(emulated=False)
 
 
-def test_no_cell_makes_more_measurements_than_its_phase_tells_the_study(harness_run):
-    """The study's estimate charges each timed cell `Phase.measurement_count` (as on CUDA, where
-    the forward is timed in two modes, the CPU's one): a task that grows a measurement must say
-    so there. phase3 makes all of its five on every rank."""
-    from measure.phases import PHASES
+def test_each_record_holds_what_its_phase_describes(harness_run):
+    """Every record of the run reads back strictly as the current record version, times only
+    what its phase names (no more measurements than the study charges it, common/phases.py),
+    publishes the phase's primary timing and fills exactly the phase figures it lists; phase3
+    makes all five of its measurements on every rank."""
+    from common.phases import CATALOG
+    from common.schema.codec import to_json
+    from common.schema.versions import RECORD_VERSION, read_cell_record
 
     _, run_dir = harness_run
     seen = {}
     for path in (run_dir / "cells").glob("*/*.json"):
         doc = json.loads(path.read_text())
-        phase, ws = doc["cell"]["phase"], doc["cell"]["world_size"]
-        for rank in doc["ranks"]:
-            seen.setdefault((phase, ws), set()).add(len(rank["timing"]))
+        record = read_cell_record(doc, str(path))
+        assert record.record_version == RECORD_VERSION and to_json(record) == doc
+        phase, ws = CATALOG[record.phase], record.cell.world_size
+        for rank in record.ranks:
+            assert set(rank.timing) <= set(phase.timing_names), (path, sorted(rank.timing))
+            assert len(rank.timing) <= phase.measurement_count(ws)
+            assert rank.primary == (phase.primary or "forward")
+            if phase.timed:
+                assert rank.forward is not None and rank.forward is rank.timing[phase.primary]
+            filled = rank.phase_figures
+            names = {k for k, v in vars(filled).items() if v is not None} if filled else set()
+            assert names == set(phase.figures), (path, names)
+            seen.setdefault((record.phase, ws), set()).add(len(rank.timing))
+        assert (record.figures is not None) == phase.timed
+        if record.figures is not None:
+            assert (record.figures.floor.floor_s is None) == (phase.floor == "none")
     assert {p for p, _ in seen} == {"phase1", "phase2", "phase3", "drift"}
     assert {ws for _, ws in seen} == {1, 2}
-    for (phase, ws), counts in seen.items():
-        assert max(counts) <= PHASES[phase].measurement_count(ws), (phase, ws, counts)
     assert all(counts == {5} for (phase, _), counts in seen.items() if phase == "phase3")
 
 

@@ -1,0 +1,1 @@
+"""Other studies' records read as a peer's data, each row labelled as imported."""

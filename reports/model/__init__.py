@@ -1,0 +1,1 @@
+"""The time model: machine descriptions, fits of achieved rates, predictions with their terms."""
