@@ -24,12 +24,13 @@ TAG = "BS_FAULT_TEST_TAG"
 
 def tagged_env(tmp: Path, **extra: str) -> tuple[dict[str, str], str]:
     """An environment for one run under test: its own tag and its own TMPDIR (so the temp
-    files it leaves are told apart from everyone else's), the worktree first on the path."""
+    files it leaves are told apart from everyone else's), the worktree first on the path, and
+    Python's fault handler on, so `dump_stacks` can show where a process that hangs is."""
     tag = uuid.uuid4().hex
     tmpdir = tmp / "tmpdir"
     tmpdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, TAG: tag, "TMPDIR": str(tmpdir), "PYTHONPATH": str(ROOT),
-           "PYTHONUNBUFFERED": "1", **extra}  # fmt: skip
+           "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **extra}  # fmt: skip
     return env, tag
 
 
@@ -59,6 +60,20 @@ def describe(pids: list[int]) -> str:
             cmd = "?"
         out.append(f"{pid}: {cmd[:200]}")
     return "\n".join(out)
+
+
+def dump_stacks(proc: subprocess.Popen, log: Path) -> str:
+    """Every thread's Python stack of a process that hangs (started with `tagged_env`: SIGABRT
+    makes its fault handler write them to its log, then it dies), as the log's tail."""
+    before = log.stat().st_size
+    proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return "(no stacks: the process did not die of SIGABRT within 10 s)"
+    with log.open("rb") as f:
+        f.seek(before)
+        return f.read()[-8000:].decode(errors="replace")
 
 
 def wait_gone(tag: str, timeout_s: float) -> list[int]:
