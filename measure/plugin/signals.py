@@ -15,7 +15,10 @@ an exception a handler raises inside a finalizer, and pytest then stops at the n
 boundary anyway. And where the interrupted stack has a frame with no line number (Python 3.11
 gives some generated frames none), pytest cannot draw the interruption's traceback and dies of
 a TypeError with exit 1 (seen under load): there the raise waits, the signal is sent again
-`RETRY_S` later, and lands elsewhere.
+`RETRY_S` later, and lands elsewhere. By then pytest may be stopping already (it raises its own
+Interrupted at the cell boundary once `shouldstop` is set): a signal that lands while it handles
+that interruption, or after, raises nothing, as one raised inside pytest's report of the
+interruption would escape it and end the run with exit 1 and a traceback (seen under load).
 
 A pytest started by the harness (a study's slice, with `BS_PARENT_PID` in its environment)
 stops the same way when that parent ends (measure.ranks.lifetime), and is SIGKILLed with its
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -48,6 +52,7 @@ class StopSignals:
         self.finishing = False  # the session is ending anyway: a signal now changes nothing
         self.session = None  # pytest's, once it started: its shouldstop ends the loop
         self._previous: dict[int, Any] = {}  # each signal's handler before ours
+        self._retry: threading.Timer | None = None  # the signal sent again, while pending
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -56,6 +61,8 @@ class StopSignals:
             self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def restore(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()  # it would meet the previous handlers (or none) at exit
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
@@ -67,8 +74,11 @@ class StopSignals:
             self.signum = signum
             if self.session is not None:
                 self.session.shouldstop = f"stopped by {self.name}"
+        if _stopping(self.session):
+            return
         if not _drawable(frame):
-            threading.Timer(RETRY_S, os.kill, (os.getpid(), self.signum)).start()
+            self._retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), self.signum))
+            self._retry.start()
             return
         self.raised = True
         raise RunStopped(self.signum)
@@ -81,6 +91,15 @@ class StopSignals:
     @property
     def exitstatus(self) -> int | None:
         return None if self.signum is None else 128 + self.signum
+
+
+def _stopping(session) -> bool:
+    """Whether pytest is already ending the session on an interruption: handling one (the
+    exception being handled, here in the interrupted frames, is a KeyboardInterrupt: pytest's
+    Interrupted once shouldstop was seen, or a RunStopped), or done handling it."""
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return True
+    return session is not None and session.exitstatus == pytest.ExitCode.INTERRUPTED
 
 
 def _drawable(frame) -> bool:
