@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import signal
 
 
 class BenchError(Exception):
@@ -87,6 +88,19 @@ def closest(name: str, allowed) -> str:
 
 class StudyError(BenchError):
     """A study (bench.study) cannot start, resume or be read: names the folder and the rule."""
+
+
+class RunStopped(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked the run to stop: raised where Ctrl+C raises
+    KeyboardInterrupt, so pytest ends the session the same way whatever the signal.
+
+    Attributes:
+        signum: the signal that stopped the run.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
 
 
 class GateError(BenchError):

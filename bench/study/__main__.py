@@ -1,13 +1,21 @@
-"""`python -m bench.study run|status|collect|verify`: the study runner's command line."""
+"""`python -m bench.study run|status|collect|verify`: the study runner's command line.
+
+`run` checks that --out can be written, then takes the study folder's lock (bench.study.lock)
+for its whole life, before anything else is written or run; `collect` takes it too. `status`
+and `verify` only read. `verify` checks every record against its sidecar and every cell run for
+exactly one record (bench.study.records), naming each problem.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from bench.study import integrity
+from bench.study import integrity, records
 from bench.study.executors import InProcessExecutor, SubmititExecutor, collect
+from bench.study.lock import StudyLock
 from bench.study.manifest import Manifest
 from bench.study.plan import Launcher
 from bench.study.progress import StudyProgress, status_line
@@ -20,6 +28,7 @@ from bench.study.study import (
     preflight,
 )
 from common.errors import StudyError
+from common.folders import unwritable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,10 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("status", "print one line about a running or finished study"),
         ("collect", "merge the finished jobs of a submitted study"),
-        ("verify", "check every record against its sha256 sidecar"),
-    ):
-        sub.add_parser(name, help=text).add_argument("dir", type=Path)
+        ("verify", "check every record against its sha256 sidecar and every cell run for "
+         "exactly one record; name each duplicate or missing cell"),
+    ):  # fmt: skip
+        folder = sub.add_parser(name, help=text)
+        folder.add_argument("dir", type=Path, nargs="?", help="the study folder")
+        folder.add_argument("--out", type=Path, default=None, help="the study folder (as run)")
     return p
+
+
+def _verify(folder: Path) -> list[str]:
+    """Sidecars, then exactly one record per cell run."""
+    return integrity.verify(folder) + records.problems(folder)
 
 
 def _options(a) -> StudyOptions:
@@ -127,42 +144,66 @@ def _options(a) -> StudyOptions:
 
 def _run(a) -> int:
     opts = _options(a)
-    pf = preflight(opts)
-    for line in pf.lines(opts.cycles):
-        print(line, flush=True)
-    study = Study(opts, open_study(opts, pf))
-    study.save()
-    executor: InProcessExecutor | SubmititExecutor
-    if opts.executor == "inprocess":
-        executor = InProcessExecutor()
-    else:
-        executor = SubmititExecutor(opts.executor, opts.wait)
-    with StudyProgress(study.m) as progress:
-        study.progress = progress
-        rc = study.run(executor)
-    print(status_line(study.m), flush=True)
+    problem = unwritable(opts.out)
+    if problem:
+        raise StudyError(f"--out {opts.out}: {problem}")
+    with StudyLock(opts.out) as lock:
+        if lock.took_over_text():
+            print(lock.took_over_text(), flush=True)
+        pf = preflight(opts)
+        for line in pf.lines(opts.cycles):
+            print(line, flush=True)
+        study = Study(opts, open_study(opts, pf))
+        if opts.resume:
+            study.settle_unfinished()  # before this runner's pid replaces the dead one's
+            if opts.executor == "slurm":
+                collect(study)  # jobs of an earlier runner that ended meanwhile
+        study.m.owner_pid = os.getpid()
+        study.save()
+        executor: InProcessExecutor | SubmititExecutor
+        if opts.executor == "inprocess":
+            executor = InProcessExecutor()
+        else:
+            executor = SubmititExecutor(opts.executor, opts.wait)
+        with StudyProgress(study.m) as progress:
+            study.progress = progress
+            rc = study.run(executor)
+        print(status_line(study.m), flush=True)
+        for line in study.m.problems:
+            print(f"verify: {line}", flush=True)
     return rc
 
 
 def _collect(folder: Path) -> int:
-    m = Manifest.load(folder / "manifest.json")
-    opts = StudyOptions(suite=m.suite, out=folder.resolve(), matrix=None)
-    opts.cell_budget_s = m.options["cell_budget_s"]
-    opts.startup_budget_s = m.options["startup_budget_s"]
-    study = Study(opts, m)
-    left = collect(study)
-    pending = sum(c.state == "pending" for c in m.cells)
-    if not left:
-        m.status = "completed" if not pending else "interrupted"
-    study.save()
+    with StudyLock(folder.resolve()):
+        m = Manifest.load(folder / "manifest.json")
+        opts = StudyOptions(suite=m.suite, out=folder.resolve(), matrix=None)
+        opts.cell_budget_s = m.options["cell_budget_s"]
+        opts.startup_budget_s = m.options["startup_budget_s"]
+        study = Study(opts, m)
+        left = collect(study)
+        pending = sum(c.state == "pending" for c in m.cells)
+        if not left and not pending:
+            m.problems = _verify(folder)
+            m.status = "unverified" if m.problems else "completed"
+        elif not left:
+            m.status = "interrupted"
+        study.save()
     print(status_line(m))
+    for line in m.problems:
+        print(f"verify: {line}")
     if pending:
         print(f"{pending} cell run(s) pending (retries or never run): run again with --resume")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if a.command != "run":
+        if (a.dir is None) == (a.out is None):
+            parser.error(f"{a.command}: give the study folder once, as DIR or --out DIR")
+        a.dir = a.dir or a.out
     try:
         if a.command == "run":
             return _run(a)
@@ -171,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if a.command == "collect":
             return _collect(a.dir)
-        problems = integrity.verify(a.dir)
-        print("\n".join(problems) or "every record matches its sha256 sidecar")
+        problems = _verify(a.dir)
+        print("\n".join(problems) or "every record matches its sha256 sidecar, every cell run "
+              "has exactly one record")  # fmt: skip
         return 1 if problems else 0
     except StudyError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """sha256 sidecars for every record a study collected, and the check a report runs first.
 
-After a slice ends, each file it left under `runs/<slice>/` and its benchmark JSON get a
-`<file>.sha256` beside them, in `sha256sum` format, so `sha256sum -c` checks them too.
+After a slice ends, each file it left under `runs/<slice>/`, its benchmark JSON and what the
+study set apart of it under `superseded/<slice>/` (bench.study.records) get a `<file>.sha256`
+beside them, in `sha256sum` format, so `sha256sum -c` checks them too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 SUFFIX = ".sha256"
+SUPERSEDED = "superseded"  # bench.study.records sets a slice's unkept records apart there
 
 
 def _digest(path: Path) -> str:
@@ -23,8 +25,8 @@ def _digest(path: Path) -> str:
 def record_files(study: Path, slice_id: str | None = None) -> list[Path]:
     """The files of the study (or of one slice) that carry a sidecar."""
     pattern = slice_id or "*"
-    files = [p for p in (study / "runs").glob(f"{pattern}/**/*") if p.is_file()]
-    files += list((study / "bench").glob(f"{pattern}.json"))
+    files = [p for top in ("runs", SUPERSEDED) for p in (study / top).glob(f"{pattern}/**/*")]
+    files = [p for p in files if p.is_file()] + list((study / "bench").glob(f"{pattern}.json"))
     return sorted(p for p in files if not p.name.endswith((SUFFIX, ".tmp")))
 
 
@@ -47,9 +49,8 @@ def verify(study: Path) -> list[str]:
             problems.append(f"{p.relative_to(study)}: no {SUFFIX} sidecar")
         elif side.read_text().split()[0] != _digest(p):
             problems.append(f"{p.relative_to(study)}: sha256 differs from its sidecar")
-    for side in list((study / "runs").glob(f"**/*{SUFFIX}")) + list(
-        (study / "bench").glob(f"*{SUFFIX}")
-    ):
+    sidecars = [p for top in ("runs", SUPERSEDED) for p in (study / top).glob(f"**/*{SUFFIX}")]
+    for side in sidecars + list((study / "bench").glob(f"*{SUFFIX}")):
         if not side.with_name(side.name[: -len(SUFFIX)]).exists():
             problems.append(f"{side.relative_to(study)}: its record is missing")
     return problems

@@ -71,12 +71,17 @@ class Manifest:
     estimate: dict
     cells: list[CellRun]
     slices: dict[str, SliceRun] = field(default_factory=dict)
-    status: str = "running"  # running, submitted, completed, interrupted, crashed
+    # running, submitted, completed (every cell run recorded once: `verify` passes), unverified
+    # (it does not: `problems` says why), interrupted (a signal: `stopped_by`)
+    status: str = "running"
     current: str | None = None
     next_slice: int = 1
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     exitstatus: int | None = None
+    stopped_by: str | None = None  # the signal that interrupted the last run
+    problems: list[str] = field(default_factory=list)  # what `verify` found at the last end
+    owner_pid: int | None = None  # the runner that ran it last (its host: owner.json)
 
     def by_key(self) -> dict[str, CellRun]:
         return {c.key: c for c in self.cells}

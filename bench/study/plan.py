@@ -59,6 +59,11 @@ class SliceSpec:
     cell_budget_s: float
     startup_budget_s: float
     env: dict = field(default_factory=dict)
+    # a submitit job's: the study runner that waits for it, (host, pid, start time), so a local
+    # job stops when that runner is gone; and the job's time limit, s (SIGUSR2 means either
+    # the limit or preemption: which one, the elapsed time tells)
+    owner: tuple[str, int, int | None] | None = None
+    time_limit_s: float | None = None
 
     @property
     def runs(self) -> Path:
@@ -113,6 +118,8 @@ def slice_command(
         selection(names),
         "--bs-results",
         str(study / "runs" / slice_id),
+        "--bs-attempt",
+        slice_id,
         f"--benchmark-json={study / 'bench' / f'{slice_id}.json'}",
     ]
 

@@ -22,6 +22,7 @@ from common.dtypes import DTYPES
 from common.errors import StudyError
 from measure.cells.matrix import load_matrix
 from measure.phases import PHASES
+from measure.ranks.lifetime import armed, child_env
 from measure.timing.policy import options_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,9 @@ def collect_cells(
     cmd = [*pytest_base(suite, matrix, pytest_args), "--co", "-q"]
     if k:
         cmd += ["-k", k]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(  # it dies with the runner, like every process the runner starts
+        armed(cmd), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600
+    )
     if run.returncode not in (0, 5):  # 5: nothing selected, reported below
         raise StudyError(
             f"collecting suite {suite!r} -k {k!r} failed (exit {run.returncode}):\n"

@@ -1,5 +1,8 @@
 """What a user leaving a study running sees: a rich progress display, and a one-line status
-that any terminal can print from the manifest alone."""
+that any terminal can print from the manifest alone.
+
+Cell names are pytest ids, `phase0[dense_single-N128-...]`, which rich would read as markup and
+drop: every name shown goes through rich's `escape` (the study's log lines do the same)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import threading
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from bench.study.manifest import DONE, Manifest
@@ -78,7 +82,7 @@ class StudyProgress:
         self._progress.update(
             self._task,
             completed=sum(c.state in DONE for c in m.cells),
-            description=current or m.current or "study",
+            description=escape(current or m.current or "study"),
             counts=counts_text(m),
             eta=fmt_s(eta_s(m)),
         )

@@ -2,8 +2,12 @@
 
 Order: cycle 1 runs every cell (in pytest's order, one slice per world size or per cell), then
 cycle 2, and so on; cells to retry (a hang or a crash, once) run alone at the end of their cycle.
-The manifest is saved after every state change; Ctrl+C stops the running slice, marks the study
-`interrupted` and the caller exits 130; `--resume` continues with the cells not done.
+The manifest is saved after every state change. Ctrl+C, SIGTERM or SIGHUP stops the running
+slice, marks the study `interrupted` with the signal and the runner exits 128 + the signal.
+`--resume` first settles the slices its dead predecessor left running (their finished cells
+keep their records; the rest run again), then continues with the cells not done. A slice's
+records are kept or set apart as bench.study.records says, so each cell run is recorded once,
+and the study says `completed` only when `verify` finds every cell run recorded exactly once.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.study import classify, integrity
+from rich.markup import escape
+
+from bench.study import classify, integrity, records
 from bench.study.manifest import DONE, CellRun, Manifest, SliceRun
 from bench.study.plan import Launcher, SliceSpec, group_pending, slice_command
 from bench.study.preflight import (
@@ -28,9 +35,14 @@ from bench.study.preflight import (
     estimate,
     timing_policy,
 )
-from bench.study.progress import StudyProgress
-from bench.study.slice_exec import CellOutcome, SliceResult
+from bench.study.slice_exec import CellOutcome, SliceResult, outcomes_from, read_events
 from common.errors import StudyError
+from measure.ranks.failures import describe_exit
+
+if TYPE_CHECKING:
+    from bench.study.progress import StudyProgress
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 DEFAULT_CELL_BUDGET_S = 600.0
 DEFAULT_STARTUP_BUDGET_S = 300.0
@@ -140,14 +152,7 @@ def open_study(opts: StudyOptions, pf: Preflight) -> Manifest:
             f"{opts.out}: the study's design {m.design_hash[:12]} differs from this one's "
             f"{pf.design_hash[:12]} (cells, timing policy or matrix changed); use another --out"
         )
-    for s in m.slices.values():  # a study killed hard leaves its in-process slice 'running'
-        if s.state == "running":
-            s.state, s.note = "interrupted", "the study process ended while it ran"
-    outstanding = {n for s in m.slices.values() if s.state == "submitted" for n in s.cells}
-    for c in m.cells:
-        if c.state == "running" and c.name not in outstanding:
-            c.state = "pending"
-    m.status = "running"
+    m.status, m.stopped_by = "running", None
     return m
 
 
@@ -158,6 +163,7 @@ class Study:
         self.opts = opts
         self.m = manifest
         self.stop = threading.Event()
+        self.stopped_by: int | None = None  # the signal that set `stop`
         self.progress: StudyProgress | None = None  # while one is shown
         self.ran_any = False
         self._ended: set[tuple[str, str]] = set()  # (slice, cell run) already given its state
@@ -242,13 +248,21 @@ class Study:
         self.save()
 
     def finish(self, spec: SliceSpec, result: SliceResult) -> None:
-        """The slice ended: final states, retries, sidecars, manifest."""
+        """The slice ended (its processes are gone): final states, retries, the records it
+        leaves set apart where the study does not keep them, sidecars, manifest."""
         self._apply(spec, result.outcomes, final=result)
+        self._unrecorded_passes(spec)
         s = self.m.slices[spec.id]
         s.returncode = result.returncode
-        s.state = {"exit": "done", "watchdog": "killed", "interrupt": "interrupted"}[
-            result.ended_by
-        ]
+        s.state = {"exit": "done", "watchdog": "killed", "interrupt": "interrupted"}.get(
+            result.ended_by, "killed"
+        )
+        s.note = result.cause
+        keep = {r.name for r in self._runs(spec) if r.slice == spec.id and r.state in DONE}
+        moved = records.set_apart(self.opts.out, spec.id, keep)
+        if moved and self.progress:
+            where = f"{records.SUPERSEDED}/{spec.id}/"
+            self.progress.log(f"{spec.id}: records of {len(moved)} unfinished cell(s) in {where}")
         integrity.write_sidecars(self.opts.out, spec.id)
         self.m.current = None
         self.ran_any = True
@@ -271,10 +285,7 @@ class Study:
                 elif final.ended_by == "interrupt":
                     r.state = "pending"  # stopped by the user: not a failure, runs on resume
                 else:
-                    kind = "rank_hang" if final.ended_by == "watchdog" else "rank_crash"
-                    budget = f"outlived its {spec.cell_budget_s:g} s budget; killed"
-                    died = f"process died (exit {final.returncode})"
-                    why = budget if kind == "rank_hang" else died
+                    kind, why = self._charge(spec, final)
                     self._end(r, spec, o, "failed", kind, f"{r.name}: {why}")
                 continue
             if o.outcome == "passed":
@@ -289,6 +300,29 @@ class Study:
         if final is not None and final.ended_by != "interrupt":
             self._unstarted(spec, runs, by_name, final)
 
+    def _unrecorded_passes(self, spec: SliceSpec) -> None:
+        """A cell counts as passed only with its record (and benchmark entry) in the slice: one
+        the slice was stopped before writing runs again, and that try is not charged."""
+        if not records.writes_records(self.m):
+            return
+        for r in self._runs(spec):
+            if r.slice == spec.id and r.state == "passed":
+                missing = records.not_recorded(self.opts.out, spec.id, r)
+                if missing:
+                    r.state, r.slice, r.attempts = "pending", None, r.attempts - 1
+                    r.reason = f"{r.name} passed in slice {spec.id}, but {missing}"
+
+    @staticmethod
+    def _charge(spec: SliceSpec, final: SliceResult) -> tuple[str, str]:
+        """The failure class and reason a slice's end charges the cell it ended under with."""
+        if final.ended_by == "watchdog":
+            return "rank_hang", f"outlived its {spec.cell_budget_s:g} s budget; killed"
+        if final.ended_by == "killed":
+            return final.kind or "killed", final.cause or "the slice was killed"
+        if final.returncode is None:
+            return "rank_crash", final.cause or "its slice ended without an exit status"
+        return "rank_crash", f"its slice's process {describe_exit(final.returncode)}"
+
     def _unstarted(self, spec, runs, by_name, final: SliceResult) -> None:
         """Cells the slice never started. After a hang or crash of another cell they run in
         the next slice; when no cell started at all, the slice itself failed (the first cell is
@@ -301,9 +335,9 @@ class Study:
                         self._end(r, spec, None, "failed", "rank_error", why)
             return
         first = runs[0]
-        kind = "rank_hang" if final.ended_by == "watchdog" else "rank_crash"
+        kind, cause = self._charge(spec, final)
         tail = spec.log.read_text(errors="replace")[-1500:] if spec.log.exists() else ""
-        why = f"slice {spec.id} started no cell (exit {final.returncode}); log tail:\n{tail}"
+        why = f"slice {spec.id} started no cell ({cause}); log tail:\n{tail}"
         self._end(first, spec, None, "failed", kind, why)
 
     def _end(self, r: CellRun, spec, o, state, kind, reason) -> None:
@@ -313,15 +347,39 @@ class Study:
         if o is not None:
             r.started, r.ended = o.started, o.ended or time.time()
             r.duration_s = r.ended - r.started
+        name = escape(r.name)  # "phase0[...]" is not rich markup
         if state == "failed" and classify.should_retry(kind, r.attempts):
             r.state = "pending"
-            r.reason = f"retrying once in a fresh process after {kind}: {reason}"
+            r.reason = f"retrying in a fresh process after {kind}: {reason}"
             if self.progress:
-                self.progress.log(f"[yellow]{r.name} (cycle {r.cycle}): {kind}, retrying once")
+                self.progress.log(f"[yellow]{name} (cycle {r.cycle}): {kind}, retrying")
         else:
             r.state = state
             if state == "failed" and self.progress:
-                self.progress.log(f"[red]{r.name} (cycle {r.cycle}): {kind}")
+                self.progress.log(f"[red]{name} (cycle {r.cycle}): {kind}")
+
+    # -- a predecessor's leftovers ------------------------------------------------------------
+    def settle_unfinished(self) -> None:
+        """On --resume: settle the slices a runner that died left running, or (a local
+        executor's) submitted. Their processes are gone (the lock checked), so what their events
+        show is final: finished cells keep their records, the cell in flight and the rest run
+        again (the runner's death is not the cells' fault), and their leftover records are set
+        apart. A SLURM job may still run: it is left to `collect` (executors)."""
+        local = self.m.options.get("executor") != "slurm"
+        for sid, sl in list(self.m.slices.items()):
+            if sl.state != "running" and not (sl.state == "submitted" and local):
+                continue
+            spec = self.spec_of(sid)
+            # cells its runner saw end keep that end (and their attempt count) as it was
+            self._ended |= {(sid, r.key) for r in self._runs(spec) if r.slice == sid}
+            if spec.result.exists():
+                self.finish(spec, SliceResult.load(spec.result))
+            else:
+                outcomes, finished = outcomes_from(read_events(spec.events))
+                why = f"its study runner (PID {self.m.owner_pid or '?'}) ended while it ran"
+                now = time.time()
+                lost = SliceResult(sid, None, "interrupt", finished, outcomes, now, now, why)
+                self.finish(spec, lost)
 
     # -- the loop -----------------------------------------------------------------------------
     def pending_groups(self) -> list[list[CellRun]]:
@@ -332,17 +390,30 @@ class Study:
         if self.progress:
             self.progress.refresh(self.m)
 
+    def _on_signal(self, signum, frame) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = signum
+        self.stop.set()
+
     def run(self, executor) -> int:
         """Run slices until none is pending, or until stopped; return the exit status."""
-        previous = signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
             while not self.stop.is_set() and (groups := self.pending_groups()):
                 if not executor.run_wave(self, groups):
                     return self._close("submitted", 0)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if self.stop.is_set():
-            return self._close("interrupted", 130)
+            self.m.stopped_by = signal.Signals(self.stopped_by or signal.SIGINT).name
+            return self._close("interrupted", 128 + (self.stopped_by or signal.SIGINT))
+        if any(c.state == "running" for c in self.m.cells):
+            return self._close("submitted", 0)  # a SLURM job of an earlier runner still out
+        problems = records.problems(self.opts.out) + integrity.verify(self.opts.out)
+        self.m.problems = problems
+        if problems:
+            return self._close("unverified", 1)
         failed = any(c.state == "failed" for c in self.m.cells)
         return self._close("completed", 1 if failed else 0)
 

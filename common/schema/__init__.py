@@ -1,14 +1,15 @@
 """The record schema: one typed, versioned description of everything the harness writes and the
-reports read (record version 3), importable without torch.
+reports read (record version 4), importable without torch.
 
 measure/ builds these objects and writes them (measure/records/writer.py); reports/ reads files
-back into the same objects (versions.read_*), upgrading versions 1 and 2 on the way; asv and the
+back into the same objects (versions.read_*), upgrading versions 1 to 3 on the way; asv and the
 end-of-run summary read the objects themselves. Modules by concern: `codec` (JSON in and out,
 checked against the type hints), `timing` (a measurement's statistics), `checks` (error and
 exact-probe figures), `energy`, `machine` (environment, device state, ceilings),
 `phase_figures` (backward, training, drift), `rank` (a rank's result and memory), `figures`
 (what a timed cell publishes: pytest-benchmark's extra_info), `record` (a cell's record), `run`
-(run.json) and `versions` (what each version changed, and reading any of them).
+(run.json), `attempt` (who wrote a run's documents) and `versions` (what each version changed,
+and reading any of them).
 
 Why stdlib dataclasses and a small codec rather than msgspec or pydantic: the records are
 written on GPU machines whose image keeps its own torch and installs this project with

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from common.cell import CellSpec
 from common.outcomes import FailureKind, Status
+from common.schema.attempt import Attempt
 from common.schema.codec import omitted_when_none
 from common.schema.figures import CellFigures
 from common.schema.rank import RankResult
@@ -20,6 +21,7 @@ class CellRecord:
     record_version: int
     measurement_version: int | None = None  # what the figures mean (None: version 1)
     run_id: str
+    attempt: Attempt | None = None  # who wrote it (None: not recorded, before version 4)
     name: str  # the pytest name, phase[cell id]
     phase: str
     cell: CellSpec

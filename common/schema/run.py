@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.schema.attempt import Attempt
 from common.schema.machine import Environment, WorldCeilings
+
+# beside run.json: pytest-benchmark's JSON of the run's timed cells (measure/plugin/hooks.py
+# points --benchmark-json there unless given), so a run folder alone has its timings
+BENCHMARK_JSON = "benchmarks.json"
 
 
 @dataclass(kw_only=True)
@@ -35,7 +40,10 @@ class RunOptions:
 @dataclass(kw_only=True)
 class RunDocument:
     """run.json. `status` is "running" until the run ends "completed" or "interrupted" (a run
-    that still says "running" afterwards crashed); None in version 1, which did not record it."""
+    that still says "running" afterwards crashed, or was killed with SIGKILL); None in version 1,
+    which did not record it. `stopped_by` names the signal that interrupted the run (SIGINT,
+    SIGTERM, SIGHUP), None where none did; `attempt` is who wrote it. Both are None (not
+    recorded) before version 4."""
 
     record_version: int
     measurement_version: int | None = None
@@ -44,6 +52,8 @@ class RunDocument:
     status: str | None = None
     ended: float | None = None
     exitstatus: int | None = None
+    stopped_by: str | None = None
+    attempt: Attempt | None = None
     suite: str | None = None
     seed: int | None = None
     device_type: str | None = None

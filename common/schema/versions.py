@@ -1,4 +1,4 @@
-"""Reading any record version into the current types: version 4 as written, versions 1 to 3
+"""Reading any record version into the current types: version 5 as written, versions 1 to 4
 through an explicit upgrade, any other refused by version.
 
 What changed, and what each upgrade does:
@@ -15,6 +15,10 @@ What changed, and what each upgrade does:
   `probe` (the exact training probe), its phase figures `step_capture`; a timed cell's figures
   gained `grad_weight_dense_median_s`, `step_eager_median_s`, `step_graph_median_s` and
   `step_capture`. A version-3 record reads with all of them None.
+- version 4 (to 5): run.json and every cell record carry `attempt` (the study attempt and
+  torchrun's restart count that wrote them) and run.json `stopped_by` (the signal that
+  interrupted the run); a version-4 document (or older) has neither, read as None (not
+  recorded). The figures (extra_info) did not change, so they read strictly from version 4 on.
 Keys an earlier version did not write take the field's declared default (None: not recorded),
 never a made-up value; a key no version wrote, or a value of the wrong type, is refused.
 """
@@ -30,8 +34,9 @@ from common.schema.figures import CellFigures
 from common.schema.record import CellRecord
 from common.schema.run import RunDocument
 
-RECORD_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+RECORD_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FIGURES_VERSION = 4  # the last version that changed the figures (extra_info)
 
 
 def version_of(doc: Any, source: str) -> int:
@@ -76,7 +81,7 @@ def read_run_document(doc: Any, source: str) -> RunDocument:
     """run.json of any readable version."""
     version = version_of(doc, source)
     try:
-        return from_json(RunDocument, doc, lenient=version < 3)
+        return from_json(RunDocument, doc, lenient=version < RECORD_VERSION)
     except RecordError as e:
         raise _named(source, e) from None
 
@@ -91,7 +96,7 @@ def read_figures(info: Any, name: str, source: str, where: str = "extra_info") -
     elif version_of(info, f"{source} ({where})") < 3:
         info = _upgrade_figures(info, info["record_version"], name)
     try:
-        return from_json(CellFigures, info, where, lenient=info["record_version"] < RECORD_VERSION)
+        return from_json(CellFigures, info, where, lenient=info["record_version"] < FIGURES_VERSION)
     except RecordError as e:
         raise _named(source, e) from None
 

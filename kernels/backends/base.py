@@ -95,15 +95,25 @@ def needs_cuda(name: str, device: torch.device) -> str | None:
     return f"the {name} 2:4 backend needs a CUDA GPU; this run is on {device.type}"
 
 
+GPU_DIM_MULTIPLE = 64  # torch's semi-structured kernels' weight dims: the loosest GPU 2:4 rule
+
+
+def check_gpu_dims(name: str, n_out: int, n_in: int, where: str) -> None:
+    """Both weight dims multiples of GPU_DIM_MULTIPLE: what cuSPARSELt and CUTLASS need, and the
+    least every GPU 2:4 kernel here needs (Triton and sm90 want more), so a shape that fails it
+    runs on no GPU."""
+    if n_out % GPU_DIM_MULTIPLE or n_in % GPU_DIM_MULTIPLE:
+        raise CellSpecError(
+            f"{where}: 2:4 kernels ({name}) need both weight dims multiples of "
+            f"{GPU_DIM_MULTIPLE}, got {n_out} x {n_in}"
+        )
+
+
 def check_semi_structured(name: str, n_out: int, n_in: int, dtype: torch.dtype, where: str) -> None:
     """torch's semi-structured kernels (cuSPARSELt, CUTLASS): 16-bit values, dims of 64."""
     if dtype not in (torch.bfloat16, torch.float16):
         raise CellSpecError(f"{where}: 2:4 kernels ({name}) need bf16 or fp16, got {dtype}")
-    if n_out % 64 or n_in % 64:
-        raise CellSpecError(
-            f"{where}: 2:4 kernels ({name}) need both weight dims multiples of 64, "
-            f"got {n_out} x {n_in}"
-        )
+    check_gpu_dims(name, n_out, n_in, where)
 
 
 class SemiStructured(Backend):

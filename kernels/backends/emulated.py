@@ -1,12 +1,15 @@
 """Masked dense math in place of a 2:4 kernel, where none exists (the CPU): W_g kept dense with
-its zeros, F.linear. Every record of a cell that used it says emulated."""
+its zeros, F.linear. Every record of a cell that used it says emulated.
+
+An emulated cell stands for a GPU run, so it takes only shapes some GPU 2:4 kernel takes: one no
+GPU could run (N=100, say) is refused at collection rather than emulated (issue #23)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from kernels.backends.base import Backend, HalfRecord, tensor_bytes
+from kernels.backends.base import Backend, HalfRecord, check_gpu_dims, tensor_bytes
 
 
 class EmulatedHalf:
@@ -33,7 +36,11 @@ class Emulated(Backend):
     def check_shape(
         self, n_out: int, n_in: int, batch: int, dtype: torch.dtype, where: str
     ) -> None:
-        """Dense math takes any shape and dtype."""
+        """Dense math takes any dtype and batch, but the weight dims must be ones a GPU 2:4
+        kernel takes: the result stands for a GPU run."""
+        check_gpu_dims(
+            "any GPU backend", n_out, n_in, f"{where} (emulated, but no GPU could run it)"
+        )
 
     def build(
         self,

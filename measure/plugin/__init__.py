@@ -1,4 +1,5 @@
-"""The pytest plugin (conftest.py loads it): options, hooks and fixtures, a module each."""
+"""The pytest plugin (conftest.py loads it): options, hooks, fixtures, machine info, the
+regression gate and stop signals, a module each."""
 
 pytest_plugins = [
     "measure.plugin.options",
@@ -6,4 +7,5 @@ pytest_plugins = [
     "measure.plugin.fixtures",
     "measure.plugin.machine",
     "measure.plugin.gate",
+    "measure.plugin.signals",
 ]

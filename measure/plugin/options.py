@@ -40,6 +40,13 @@ def pytest_addoption(parser):
     )
     g.addoption("--bs-results", default="results", help="folder for run records (default: results)")
     g.addoption(
+        "--bs-attempt",
+        default=None,
+        help="the study attempt (slice) running these cells, written into run.json and every "
+        "record so a study keeps each cell's records apart by attempt (default: none; set by "
+        "bench.study)",
+    )
+    g.addoption(
         "--bs-seed",
         type=int,
         default=None,

@@ -173,8 +173,12 @@ class BenchSession:
             )
         return CellResult(cell, "passed", ranks)
 
-    def close(self, exitstatus: int | None = None, interrupted: bool = False):
-        if self.records is not None:
-            self.records.finish(exitstatus, interrupted)
+    def close(
+        self, exitstatus: int | None = None, interrupted: bool = False, signal: str | None = None
+    ):
+        """End the run: its pools stopped (killed at once when interrupted: a rank busy with
+        the abandoned cell would not read a stop request), run.json closed."""
         if self._registry is not None:
-            self._registry.close()
+            self._registry.close(force=interrupted)
+        if self.records is not None:
+            self.records.finish(exitstatus, interrupted, signal)

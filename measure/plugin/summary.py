@@ -12,6 +12,7 @@ from rich.table import Table
 
 from common.schema.phase_figures import TRAIN_CHECKS, TrainFigures, worst_checks
 from kernels import registry
+from measure.ranks.failures import cause_line
 from measure.records.figures import marks
 from measure.records.results import CellResult
 
@@ -72,13 +73,12 @@ class Summary:
             for col in ("cell", "status", "kind", "rank", "why"):
                 t.add_column(col)
             for r in self.failed:
-                why = (r.failure or "").strip().splitlines()
                 t.add_row(
                     escape(r.cell.name),  # "phase1[...]" is not rich markup
                     r.status.upper(),
                     r.failure_kind or "-",
                     "-" if r.failed_rank is None else str(r.failed_rank),
-                    escape(why[-1][:120]) if why else "-",
+                    escape(cause_line(r.failure or "")[:120]),
                 )
             out.append(t)
         return out

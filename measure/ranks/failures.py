@@ -59,14 +59,21 @@ def failure_kind(tb: str) -> str:
     return "rank_error"
 
 
+def _signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
 def describe_exit(exitcode: int) -> str:
-    """'killed by signal 9 (SIGKILL)' or 'exited with code 3', from a Process.exitcode."""
+    """'killed by signal 9 (SIGKILL)', 'exited with code 143 (128 + SIGTERM: stopped by it)' or
+    'exited with code 3', from a Process.exitcode or a Popen.returncode."""
     if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"killed by signal {-exitcode} ({name})"
+        return f"killed by signal {-exitcode} ({_signal_name(-exitcode) or 'unknown signal'})"
+    name = _signal_name(exitcode - 128) if exitcode > 128 else None
+    if name:
+        return f"exited with code {exitcode} (128 + {name}: stopped by it)"
     return f"exited with code {exitcode}"
 
 
@@ -77,3 +84,28 @@ def format_stacks(stacks: dict[int, str], missing) -> str:
         state = "did not answer" if rank in missing else "had answered"
         parts.append(f"--- rank {rank} ({state}) ---\n{text.rstrip()}")
     return "\n".join(parts)
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def cause_line(failure: str) -> str:
+    """The one line of a failure's text that says what went wrong, for a table.
+
+    A rank's failure holds its traceback, then notes (secondary ranks, "the group was torn
+    down"); its last line is a note and its first the context. The cause is the exception line
+    that ends the last traceback (the one raised last, after any "during handling"), else the
+    text's first line (a rank that died or hung, a failed check), each without a leading
+    "phase[...]: " cell name, which the table shows apart.
+    """
+    lines = failure.strip().splitlines()
+    if not lines:
+        return "-"
+    if _TRACEBACK in lines:
+        start = len(lines) - lines[::-1].index(_TRACEBACK)
+        for line in lines[start:]:
+            if line.strip() and not line[0].isspace():
+                return line.strip()
+    first = lines[0].strip()
+    head, sep, rest = first.partition("]: ")
+    return rest if sep and "[" in head and " " not in head else first

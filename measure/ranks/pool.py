@@ -19,6 +19,13 @@ Failures say which rank and how, and cost no more than they must:
 A torn-down pool is replaced for the next cell (the only time a group is re-created within a
 run; records say so through `generation`).
 
+Workers die with the pytest process that started them, however it ends (measure.ranks.lifetime:
+the kernel's parent-death signal, SIGKILL; a watcher thread where there is no such signal), so a
+pool is started from the main thread only. A run stopped by a signal closes its pools with
+`force` (a busy rank would not read the stop request). Each pool's stack files live in a
+`bs-stacks-*` folder under tempfile's folder (TMPDIR); `close` removes it, and a pool started
+later removes those whose process is gone (a pytest killed with SIGKILL cannot).
+
 Under torchrun the processes already exist: `TorchrunGroup` joins the group from the
 environment and runs each task in place on every rank; results are all-gathered, and only rank
 0 reports.
@@ -52,6 +59,7 @@ from measure.ranks.failures import (
     failure_kind,
     format_stacks,
 )
+from measure.ranks.lifetime import alive, die_with_parent
 from measure.ranks.torchrun import TorchrunGroup, launched_by_torchrun
 
 _POLL_S = 0.2  # how often a waiting pool looks for dead workers
@@ -59,9 +67,11 @@ _STACK_WAIT_S = 3.0  # how long to wait for the ranks' stack dumps
 _STACK_SIGNAL = getattr(signal, "SIGUSR1", None)  # none on Windows: no stacks there
 
 _stack_file = None  # kept open for faulthandler, which writes to its descriptor
+_STACK_PREFIX = "bs-stacks-"
 
 
 def _worker_main(
+    parent_pid,
     rank,
     world_size,
     port,
@@ -75,6 +85,8 @@ def _worker_main(
     results,
 ):
     global _stack_file
+    # nothing to clean up here (the parent does): SIGKILL, and no watcher where the kernel acts
+    die_with_parent(parent_pid, signal.SIGKILL, watch=False)
     if _STACK_SIGNAL is not None:
         # The file gets its name only once the handler is in place: the pool signals a rank
         # only when the file exists, since before that the signal would kill it.
@@ -121,12 +133,14 @@ class RankPool:
         ctx = mp.get_context("spawn")
         self._results = ctx.Queue()
         self._tasks = [ctx.Queue() for _ in range(world_size)]
-        self._stack_dir = tempfile.mkdtemp(prefix=f"bs-stacks-ws{world_size}-")
+        _remove_orphaned_stack_dirs()
+        self._stack_dir = tempfile.mkdtemp(prefix=f"{_STACK_PREFIX}{os.getpid()}-ws{world_size}-")
         port = free_port()
         self._procs = [
             ctx.Process(
                 target=_worker_main,
                 args=(
+                    os.getpid(),
                     r,
                     world_size,
                     port,
@@ -148,7 +162,11 @@ class RankPool:
             p.start()
         self._seq = 0
         self.alive = True
-        self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
+        try:
+            self._collect(0, "start-up (process group join)", self.timeouts.startup_s)
+        except BaseException:  # a stop signal during start-up: no registry holds this pool yet
+            self.close(force=True)
+            raise
 
     def run(self, fn, *args) -> list:
         """A cell's task: fn(ctx, *args) on every rank within timeouts.task_s; results in rank
@@ -298,6 +316,8 @@ class RankPool:
         return stacks
 
     def close(self, force: bool = False):
+        """Stop the workers: ask them to leave and wait (a rank may be between tasks), or with
+        `force` kill them at once (a failed pool, or a run stopped mid-task)."""
         if not self.alive:
             return
         self.alive = False
@@ -311,6 +331,23 @@ class RankPool:
                 p.kill()
                 p.join(timeout=5)
         shutil.rmtree(self._stack_dir, ignore_errors=True)
+
+
+def _remove_orphaned_stack_dirs() -> None:
+    """Remove this user's stack folders whose pytest process is gone (killed with SIGKILL, it
+    could not remove its own); the folder's name carries that process's pid."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if not name.startswith(_STACK_PREFIX):
+            continue
+        owner = name[len(_STACK_PREFIX) :].split("-", 1)[0]
+        try:
+            mine = os.stat(path).st_uid == os.getuid()
+        except OSError:
+            continue
+        if owner.isdigit() and mine and not alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class PoolRegistry:
@@ -337,7 +374,7 @@ class PoolRegistry:
             )
         return pool
 
-    def close(self):
+    def close(self, force: bool = False):
         for pool in self._pools.values():
-            pool.close()
+            pool.close(force)
         self._pools.clear()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from common.cell import CellSpec
 from common.outcomes import FailureKind, Status
+from common.schema.attempt import Attempt
 from common.schema.figures import CellFigures
 from common.schema.rank import MemoryFigures, RankResult
 from common.schema.record import CellRecord
@@ -48,12 +49,13 @@ class CellResult:
     def emulated(self) -> bool | None:
         return self.ranks[0].emulated if self.ranks else None
 
-    def record(self, run_id: str) -> CellRecord:
-        """The cell's record, as the run `run_id` writes it."""
+    def record(self, run_id: str, attempt: Attempt | None) -> CellRecord:
+        """The cell's record, as the run `run_id` writes it in `attempt`."""
         return CellRecord(
             record_version=RECORD_VERSION,
             measurement_version=MEASUREMENT_VERSION,
             run_id=run_id,
+            attempt=attempt,
             name=self.cell.name,
             phase=self.cell.phase,
             cell=self.cell,

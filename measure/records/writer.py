@@ -5,11 +5,16 @@ Layout of a run (default under results/, which git ignores):
     results/<run_id>/run.json                      environment, options, seed, ceilings, status
     results/<run_id>/cells/<phase>/<cell id>.json  the cell's outcome (pass or fail), figures
     results/<run_id>/series/<phase>/<cell id>.rank<r>.csv  power/clock/temperature time series
+    results/<run_id>/benchmarks.json               pytest-benchmark's JSON of the timed cells
+                                                   (unless --benchmark-json puts it elsewhere)
 Every document is a record-schema object (common/schema: CellRecord, RunDocument) written by its
 codec, so what a reader gets back is what was written, field for field. Nothing is written until
 the first cell ends (so `--help` or `--co` leave no folder). A crash loses at most the cell in
 flight: each file is written whole (temp file, then rename), and run.json says "running" until
-the run ends ("completed" or "interrupted"), so a run that died is told from one that finished.
+the run ends ("completed" or "interrupted", with the signal that stopped it), so a run that died
+is told from one that finished. run.json and every record carry the `attempt` that wrote them
+(common/schema/attempt.py): the study slice (--bs-attempt) and torchrun's restart count, so a
+study tells a killed attempt's records from the ones it keeps.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.schema.attempt import Attempt
 from common.schema.codec import from_json, to_json
 from common.schema.rank import RankResult
 from common.schema.run import RunDocument
@@ -41,11 +47,20 @@ def write_json(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-class RunRecords:
-    """The run folder of one pytest run: run.json and the cells' records."""
+def attempt_of(study_attempt: str | None) -> Attempt:
+    """Who writes this process's records: the study's attempt id (None outside a study) and
+    torchrun's restart count (None outside torchrun)."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    return Attempt(id=study_attempt, restart_count=None if restart is None else int(restart))
 
-    def __init__(self, root: Path, run_id: str | None = None):
+
+class RunRecords:
+    """The run folder of one pytest run: run.json and the cells' records, written by `attempt`
+    (the study's --bs-attempt, None outside a study)."""
+
+    def __init__(self, root: Path, run_id: str | None = None, attempt: str | None = None):
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+        self.attempt = attempt_of(attempt)
         self.dir = Path(root) / self.run_id
         self.started = False
         self.cells = 0
@@ -53,6 +68,7 @@ class RunRecords:
             record_version=RECORD_VERSION,
             measurement_version=MEASUREMENT_VERSION,
             run_id=self.run_id,
+            attempt=self.attempt,
             started=time.time(),
             status="running",
         )
@@ -79,12 +95,16 @@ class RunRecords:
             self.started = True
             write_json(self.dir / "run.json", self.run)
 
-    def finish(self, exitstatus: int | None, interrupted: bool) -> None:
-        """Close the run file: completed or interrupted, with pytest's exit status."""
+    def finish(
+        self, exitstatus: int | None, interrupted: bool, stopped_by: str | None = None
+    ) -> None:
+        """Close the run file: completed or interrupted (with the signal that stopped it, if
+        one did), with the run's exit status."""
         self.update_run(
             status="interrupted" if interrupted else "completed",
             ended=time.time(),
             exitstatus=exitstatus,
+            stopped_by=stopped_by,
         )
 
     def write_cell(self, result: CellResult) -> Path:
@@ -92,7 +112,7 @@ class RunRecords:
         self._start()
         cell = result.cell
         ranks = [self._series_to_csv(result, r) for r in result.ranks]
-        record = dataclasses.replace(result.record(self.run_id), ranks=ranks)
+        record = dataclasses.replace(result.record(self.run_id, self.attempt), ranks=ranks)
         path = self.dir / "cells" / cell.phase / f"{cell.id}.json"
         write_json(path, record)
         self.cells += 1

@@ -25,6 +25,7 @@ from common.cell import AXES
 from common.errors import RecordError, ReportInputError
 from common.schema.codec import float_keys, to_json
 from common.schema.figures import CellFigures
+from common.schema.run import BENCHMARK_JSON
 from common.schema.versions import read_figures
 from reports.imports import original_study
 from reports.read.fields import field, number, numbers, read_json
@@ -151,7 +152,7 @@ def _imported(folders: list[Path]) -> Imported:
 
 def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Study]]:
     """Each input as (file or run folder, its study cycle or None); a study folder becomes its
-    slices' benchmark files and run folders."""
+    slices' benchmark files and run folders, and a run folder brings its own benchmark file."""
     seen: dict[Path, Path] = {}
     for p in map(Path, inputs):
         if p.resolve() in seen:
@@ -166,6 +167,9 @@ def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], list[Stu
             out += [*s.bench.items(), *s.runs.items()]
         else:
             out.append((p, None))
+            samples = p / BENCHMARK_JSON  # a run folder holds its timings (unless given apart)
+            if p.is_dir() and samples.is_file() and samples.resolve() not in seen:
+                out.append((samples, None))
     return out, studies
 
 

@@ -3,7 +3,8 @@
 `reports build --out DIR` replaces DIR whole, so DIR must be a folder this module made: every
 report folder holds the MARKER file. Anything else that is not empty (a checkout, a results
 folder, the folder of an input) is refused before a byte is written, so a wrong `--out` costs
-an error message and never a deleted file.
+an error message and never a deleted file. A folder that cannot be written (read-only, no
+permission) is refused the same way, before any input is read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from common.errors import ReportOutputError
+from common.folders import unwritable
 
 MARKER = ".block-shock-report"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +28,9 @@ def check_target(out: Path, inputs: list[Path]) -> None:
     if target.is_symlink():
         raise ReportOutputError(f"--out {out}: a symbolic link; give the folder itself")
     real = target.resolve()
+    problem = unwritable(target.parent)  # the report is built beside --out, then moved in
+    if problem:
+        raise ReportOutputError(f"--out {out}: {problem}")
     if real in (Path.cwd().resolve(), PROJECT_ROOT):
         raise ReportOutputError(
             f"--out {out}: the current folder or the project root; give a new folder"

@@ -23,23 +23,24 @@ def section(
     t: pd.DataFrame, records: pd.DataFrame, out: Path, prefix: str, clock: str
 ) -> tuple[list[str], list[str]]:
     """Markdown lines and PNG names; `t` holds every phase's passed timings, `records` every
-    cell record of this kind (the drift curves come from them)."""
-    md = []
+    cell record of this kind (the drift curves come from them). The training heading comes
+    only with training content under it (a phase2 or phase3 table, or a training figure)."""
+    backends, train = [], []
     if not t.empty:
-        md += _table(
+        backends = _table(
             tables.backends(t),
             out,
             f"{prefix}backends",
             "phase1 by 2:4 backend: time, % of floor, ratio to the dense half and to dense TP "
             "(same shape; < 1: faster)",
         )
-        md += _table(
+        train += _table(
             tables.phase2(t),
             out,
             f"{prefix}phase2",
             f"phase2 backward wrt input (median {clock} time of grad_X; passed cells only)",
         )
-        md += _table(
+        train += _table(
             tables.phase3(t),
             out,
             f"{prefix}phase3",
@@ -49,14 +50,14 @@ def section(
             "select; state per rank in MiB; no floor model yet)",
         )
     checks = tightness.long_table(records)
-    md += _table(
+    train += _table(
         tightness.table(checks),
         out,
         f"{prefix}train_checks",
         "phase3 training checks: measured error / bound per check, dtype, optimizer and variant "
         "(every step and rank; <= 1 passes; the smaller, the more room a fault has to hide in)",
     )
-    md += _table(
+    train += _table(
         tightness.probes(records),
         out,
         f"{prefix}train_probe",
@@ -71,9 +72,9 @@ def section(
         "drift": train_plots.drift(records, out, prefix),
     }
     figs = [f for f in drawn.values() if f]
-    if not md and not figs:
-        return [], []
-    md = ["### Training: backward, train step and drift", "", *md]
+    if not train and not figs:
+        return backends, []
+    md = [*backends, "### Training: backward, train step and drift", "", *train]
     md += [f"![{f}]({f})" for f in figs]
     missing = [k for k, f in drawn.items() if not f]
     if missing:

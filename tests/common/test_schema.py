@@ -103,7 +103,7 @@ def test_nan_is_written_as_null_and_read_back_by_the_fields_type():
         (lambda d: d["figures"].pop("floor_s"), "field figures.floor_s is missing"),
         (lambda d: d["figures"].update(floor_ms=1.0), "field figures.floor_ms is not part of"),
         (lambda d: d["ranks"][0]["energy"].update(series=[[1.0, 2.0]]), "a list of 5 values"),
-        (lambda d: d.update(record_version=5), "record_version is 5; this code reads 1, 2, 3, 4"),
+        (lambda d: d.update(record_version=6), "record_version is 6; this code reads 1, 2, 3, 4,"),
         (lambda d: d.pop("record_version"), "field record_version is missing"),
     ],
 )
@@ -118,7 +118,7 @@ def test_a_value_that_does_not_fit_is_refused_by_file_and_path(edit, words):
 def test_a_version_three_record_reads_with_the_training_checks_it_lacked():
     """Version 4 added every step's training checks, the exact training probe and phase3's
     step_capture (and grad_weight_dense / step_* medians to the figures): a version-3 record
-    without them reads with None there; a version-4 record missing them is refused."""
+    without them reads with None there; a current record missing them is refused."""
     doc = to_json(full_record())
     train = doc["ranks"][0]["phase_figures"]
     for key in ("checks", "probe"):
@@ -127,20 +127,38 @@ def test_a_version_three_record_reads_with_the_training_checks_it_lacked():
     for key in ("grad_weight_dense_median_s", "step_eager_median_s", "step_graph_median_s"):
         del doc["figures"][key]
     with pytest.raises(RecordError, match=r"phase_figures\.train\.checks is missing"):
-        read_cell_record(doc, "v4.json")
+        read_cell_record(doc, "v5.json")
     old = read_cell_record({**doc, "record_version": 3}, "v3.json")
     assert old.ranks[0].phase_figures.train.checks is None
     assert old.ranks[0].phase_figures.train.probe is None
     assert old.figures.parts.grad_weight_dense_median_s is None
 
 
-def test_version_three_is_strict_and_only_earlier_versions_fill_what_they_lacked():
+def test_the_current_version_is_strict_and_only_earlier_versions_fill_what_they_lacked():
     doc = to_json(full_record())
     del doc["ranks"][0]["alg_source"]  # version 1 did not record it
     with pytest.raises(RecordError, match=r"ranks\[0\]\.alg_source is missing"):
-        read_cell_record(doc, "v3.json")
+        read_cell_record(doc, "v5.json")
     old = read_cell_record({**doc, "record_version": 2}, "v2.json")
     assert old.ranks[0].alg_source is None and old.record_version == 2
+
+
+def test_version_four_had_no_attempt_and_no_stopping_signal():
+    doc = to_json(full_record())
+    assert None not in doc["attempt"].values()  # sample() filled it
+    del doc["attempt"]
+    with pytest.raises(RecordError, match="field attempt is missing"):
+        read_cell_record(doc, "v5.json")
+    v4 = read_cell_record({**doc, "record_version": 4}, "v4.json")
+    assert v4.attempt is None and v4.ranks == full_record().ranks  # None: not recorded
+    run = to_json(dataclasses.replace(sample(RunDocument), record_version=4))
+    del run["attempt"], run["stopped_by"]
+    back = read_run_document(run, "run.json")
+    assert back.attempt is None and back.stopped_by is None and back.seed == run["seed"]
+    with pytest.raises(RecordError, match="field stopped_by is missing"):
+        read_run_document({**run, "record_version": 5}, "run.json")
+    with pytest.raises(RecordError, match="field attempt is missing"):
+        read_run_document({**run, "record_version": 5, "stopped_by": None}, "run.json")
 
 
 def _same(a: Any, b: Any) -> bool:

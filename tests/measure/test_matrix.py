@@ -108,7 +108,9 @@ def test_gpu_only_rules_are_checked_before_anything_runs():
     odd = CellSpec(
         "phase0", "block_shock", 132, 128, 64, "bf16", "random_2of4", "gaussian", 2, False
     )
-    preflight(odd, "cpu")  # emulated on a CPU: any multiple of 4 is fine
+    # emulated on a CPU it would run, but stand for no GPU run: refused there too (issue #23)
+    with pytest.raises(CellSpecError, match=r"N132x128.*no GPU could run it.*got 128 x 132"):
+        preflight(odd, "cpu")
     with pytest.raises(
         CellSpecError, match=r"block_shock-N132x128.*multiples of 64, got 128 x 132"
     ):

@@ -234,7 +234,8 @@ def test_help_and_collect_only_write_no_files(tmp_path):
 
 def _saved_run(project, machine):
     """A run saved on another machine, as --benchmark-autosave keeps it."""
-    folder = project.path / ".benchmarks" / "Other-Machine"  # pytest-benchmark's default
+    # where the plugin points pytest-benchmark's storage for a run that compares (hooks.py)
+    folder = project.path / "results" / "benchmarks" / "Other-Machine"
     folder.mkdir(parents=True)
     doc = {
         "machine_info": {"node": "gpu-node", "block_shock_bench": machine},

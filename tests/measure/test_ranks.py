@@ -5,13 +5,17 @@ spawn on a busy machine is not read as a hang. Each failure says which rank and 
 """
 
 import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import pytest
 
 from common.errors import BenchError, RankError, RankTimeout
-from measure.ranks.failures import GRACE_S, Timeouts
-from measure.ranks.pool import _STACK_WAIT_S, RankPool
+from measure.ranks.failures import GRACE_S, Timeouts, cause_line, describe_exit
+from measure.ranks.pool import _STACK_PREFIX, _STACK_WAIT_S, RankPool
 from tests.measure.rank_tasks import (
     all_reduce_rank_plus_one,
     die_in_a_collective,
@@ -71,6 +75,10 @@ def test_a_rank_that_raises_while_another_waits_tears_down_after_the_grace():
     e = f.value
     assert e.kind == "rank_error" and e.rank == 1
     assert "in barrier" in e.stacks[0]  # where rank 0 was left waiting
+    # the failure's last line is a note ("the group was torn down"); its cause is the error
+    record_text = f"phase0[c-ws2]: {e}"
+    assert record_text.splitlines()[-1] == "the group was torn down"
+    assert cause_line(record_text) == "ValueError: planted failure on rank 1"
     assert not pool.alive
     with pytest.raises(RankError, match="torn down"):
         pool.run(rank_and_pid)
@@ -114,6 +122,7 @@ def test_a_dead_rank_is_named_by_its_exit(rank, how, exit_text):
     e = failure.value
     first_line = str(e).splitlines()[0]
     assert first_line == f"die_in_a_collective: rank {rank} of world_size 2 died: {exit_text}"
+    assert cause_line(f"phase0[c-ws2]: {e}") == first_line  # no traceback: the first line
     assert e.kind == "rank_crash" and e.rank == rank
     assert not pool.alive
 
@@ -134,3 +143,29 @@ def test_a_timeout_option_not_finite_and_positive_is_a_usage_error(pytester, opt
     result = pytester.runpytest_inprocess(f"{option}={value}", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{option} must be a finite positive number of seconds*"])
+
+
+def test_an_exit_status_of_128_plus_a_signal_says_the_signal_stopped_it():
+    """A pytest stopped by SIGTERM exits 143 (measure.plugin.signals): named as such."""
+    assert describe_exit(143) == "exited with code 143 (128 + SIGTERM: stopped by it)"
+    assert describe_exit(-9) == "killed by signal 9 (SIGKILL)"
+    assert describe_exit(1) == "exited with code 1"
+
+
+def test_a_new_pool_removes_the_stack_folder_of_a_run_that_is_gone():
+    """A pytest killed with SIGKILL cannot remove its ranks' stack folder: the next pool on the
+    machine does, and leaves a live run's alone."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(gone.stdout)
+    stale = tempfile.mkdtemp(prefix=f"{_STACK_PREFIX}{dead_pid}-ws2-")
+    live = tempfile.mkdtemp(prefix=f"{_STACK_PREFIX}{os.getpid()}-ws2-")
+    try:
+        pool = RankPool(1, "cpu")
+        assert not os.path.exists(stale)
+        assert os.path.isdir(live)  # this process is alive: its folder is kept
+        pool.close()
+    finally:
+        for folder in (stale, live):
+            if os.path.isdir(folder):
+                os.rmdir(folder)

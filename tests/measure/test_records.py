@@ -1,6 +1,7 @@
 """The writer and the readers share one schema: what RunRecords writes, the reports read back
 as equal objects; the energy series moves to its CSV file; a run.json field the schema does not
-know is refused when it is set, not when a report reads it."""
+know is refused when it is set, not when a report reads it; run.json and every record say which
+attempt wrote them, and run.json which signal stopped the run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import dataclasses
 import pytest
 
 from common.errors import RecordError
+from common.schema.attempt import Attempt
 from common.schema.energy import EnergyFigures
 from common.schema.figures import CellFigures
 from measure.records.results import CellResult
@@ -45,7 +47,7 @@ def test_a_written_record_reads_back_equal_with_its_series_in_csv(tmp_path):
             "4",
         ]
         assert dataclasses.replace(r, energy=original.energy) == original  # the rest, as it was
-    expected = result.record("run1")
+    expected = result.record("run1", records.attempt)
     assert dataclasses.replace(back, ranks=expected.ranks) == expected
     assert result.ranks[0].energy.series == SERIES  # the session's objects are left alone
 
@@ -96,3 +98,17 @@ def test_every_fact_nvml_adds_to_a_gpu_rank_has_a_field_in_the_record_schema(mon
     env = {**environment.describe(torch.device("cpu")), **facts}
     decoded = from_json(Environment, env, "environment", lenient=True)  # CUDA-only keys unset
     assert decoded.max_mem_clock_mhz == 1982 and decoded.power_limit_w == 700.0
+
+
+def test_run_json_and_records_name_their_attempt_and_the_stopping_signal(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
+    records = RunRecords(tmp_path, "run3", attempt="c1-ws2-0004")
+    back = read_record(records.write_cell(_result()))
+    assert back.attempt == Attempt(id="c1-ws2-0004", restart_count=2)
+    records.finish(exitstatus=143, interrupted=True, stopped_by="SIGTERM")
+    run = read_run(records.dir / "run.json")
+    assert run.attempt == back.attempt and run.status == "interrupted"
+    assert (run.stopped_by, run.exitstatus) == ("SIGTERM", 143)
+    monkeypatch.delenv("TORCHELASTIC_RESTART_COUNT")
+    alone = RunRecords(tmp_path, "run4")  # outside a study and torchrun: both null, not absent
+    assert read_record(alone.write_cell(_result())).attempt == Attempt(id=None, restart_count=None)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from common.errors import ReportInputError
+from common.schema.versions import RECORD_VERSION
 from reports.__main__ import main
 from reports.build import build
 from tests.reports.report_inputs import cell, rank, record, write_run
@@ -88,10 +89,11 @@ def refused(inputs, out, *words, capsys):
 
 
 def test_an_unknown_record_version_is_refused_by_name(tmp_path, capsys):
-    doc = {**record(cell()), "record_version": 5}
+    doc = {**record(cell()), "record_version": RECORD_VERSION + 1}
     run = write_run(tmp_path / "run", [doc])
     path = run / "cells" / "phase0" / f"{cell().id}.json"
-    refused([run], tmp_path / "report", str(path), "record_version is 5", capsys=capsys)
+    words = f"record_version is {RECORD_VERSION + 1}"
+    refused([run], tmp_path / "report", str(path), words, capsys=capsys)
 
 
 def test_a_version_one_record_is_still_read(tmp_path):

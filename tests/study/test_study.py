@@ -116,7 +116,9 @@ def test_the_estimate_charges_training_cells_their_measurements_and_energy_only_
 
 
 def test_planted_failure_and_hang_are_classified_and_the_rest_pass(planted):
-    out, _ = planted
+    out, run = planted
+    # the live log names each failed cell by its pytest id (rich must not read "[...]" as markup)
+    assert f"{FAIL} (cycle" in run.stderr and f"{HANG} (cycle" in run.stderr, run.stderr[-2000:]
     states = final_states(out)
     assert len(states) == 24
     assert states.pop(f"{FAIL}@1") == ("failed", "wrong_result")
