@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from bench.study import integrity, records
-from bench.study.executors import InProcessExecutor, SubmititExecutor, collect
 from bench.study.lock import StudyLock
 from bench.study.manifest import Manifest
 from bench.study.plan import Launcher
 from bench.study.progress import StudyProgress, status_line
+from bench.study.slices.executors import InProcessExecutor, SubmititExecutor, collect
 from bench.study.study import (
     DEFAULT_CELL_BUDGET_S,
     DEFAULT_STARTUP_BUDGET_S,

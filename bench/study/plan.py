@@ -111,7 +111,7 @@ def slice_command(
         *base[1:],
         "-v",
         "-p",
-        "bench.study.events",
+        "bench.study.slices.events",
         "--bs-study-events",
         str(study / "events" / slice_id),
         "-k",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from bench.study import classify, integrity, records
+from bench.study import integrity, records
 from bench.study.manifest import DONE, CellRun, Manifest, SliceRun
 from bench.study.plan import Launcher, SliceSpec, group_pending, slice_command
 from bench.study.preflight import (
@@ -35,7 +35,8 @@ from bench.study.preflight import (
     estimate,
     timing_policy,
 )
-from bench.study.slice_exec import CellOutcome, SliceResult, outcomes_from, read_events
+from bench.study.slices import classify
+from bench.study.slices.execute import CellOutcome, SliceResult, outcomes_from, read_events
 from common.errors import StudyError
 from measure.ranks.failures import describe_exit
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from bench.study import integrity
-from bench.study.classify import local_job_end, should_retry, slurm_job_end
-from bench.study.executors import SubmititExecutor
 from bench.study.manifest import Manifest, SliceRun
-from bench.study.slice_exec import timed_out
+from bench.study.slices.classify import local_job_end, should_retry, slurm_job_end
+from bench.study.slices.execute import timed_out
+from bench.study.slices.executors import SubmititExecutor
 from tests.conftest import ROOT
 
 MATRIX = str(ROOT / "tests" / "data" / "study_matrix.json")

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from bench.study import integrity
-from bench.study.classify import kind_from_text, should_retry
 from bench.study.manifest import CellRun, Manifest
 from bench.study.plan import group_pending
 from bench.study.preflight import (
@@ -25,6 +24,7 @@ from bench.study.preflight import (
     timing_policy,
 )
 from bench.study.progress import status_line
+from bench.study.slices.classify import kind_from_text, should_retry
 from bench.study.tables import study_tables
 from common.errors import StudyError
 from measure.cells.matrix import load_matrix

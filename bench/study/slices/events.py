@@ -1,4 +1,5 @@
-"""pytest plugin loaded into each slice's pytest (`-p bench.study.events`): cell starts and ends.
+"""pytest plugin loaded into each slice's pytest (`-p bench.study.slices.events`): cell starts and
+ends.
 
 The study process must know which cell is running (its watchdog classifies a hang by cell) and
 each cell's outcome the moment it ends, without importing pytest. This plugin appends one JSON

@@ -1,13 +1,13 @@
 """One slice: its pytest process (or torchrun) under the study's watchdog.
 
-The slice's pytest writes cell starts and outcomes to its event file (bench.study.events); this
-module follows that file. A cell whose own work outlives the cell budget, or a set-up (pytest
-start, collection, a rank pool's start) that outlives the start-up budget, is killed with its
-whole process tree (SIGTERM to the slice, which stops its ranks and closes its run like Ctrl+C,
-then SIGKILL to what is left after a grace period). A stop request (Ctrl+C in the study) kills
-it the same way. What the slice did is returned as a `SliceResult` and written beside the
-events (`<id>.result.json`), so a study process that was not there when it ended (a SLURM job,
-`collect`) reads the same thing.
+The slice's pytest writes cell starts and outcomes to its event file
+(bench.study.slices.events); this module follows that file. A cell whose own work outlives the
+cell budget, or a set-up (pytest start, collection, a rank pool's start) that outlives the
+start-up budget, is killed with its whole process tree (SIGTERM to the slice, which stops its
+ranks and closes its run like Ctrl+C, then SIGKILL to what is left after a grace period). A stop
+request (Ctrl+C in the study) kills it the same way. What the slice did is returned as a
+`SliceResult` and written beside the events (`<id>.result.json`), so a study process that was
+not there when it ended (a SLURM job, `collect`) reads the same thing.
 
 The slice dies with the process that runs it, even one killed with SIGKILL: it starts through
 measure.ranks.lifetime (the kernel's parent-death signal, SIGTERM, and its pytest's watcher

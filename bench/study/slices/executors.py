@@ -1,14 +1,14 @@
 """Where slices run: in this process's children (`inprocess`), or as submitit jobs, on SLURM
 (`slurm`) or on this machine through submitit's LocalExecutor (`local`, what the tests use).
 
-Both paths run the same function on the slice (`slice_exec.execute_slice`, behind `run_job`
+Both paths run the same function on the slice (`execute.execute_slice`, behind `run_job`
 for a job), which writes into the study folder itself: submitit needs a folder the jobs share
 anyway, so the records, benchmark JSON, logs and events land where the in-process path puts
 them, and merging a job is reading its result, classifying, and writing the sidecars.
 
 A job that ends is merged only once its processes are gone (on this host: found by submitit's
 job id in their environment), so nothing writes into the slice after its records were judged.
-A job that ended abnormally is classified by what its scheduler says (bench.study.classify:
+A job that ended abnormally is classified by what its scheduler says (bench.study.slices.classify:
 the local controller's exit signal, SLURM's job state), before what the job itself wrote, and
 its cell in flight is retried as the study's policy says.
 """
@@ -23,10 +23,10 @@ import socket
 import time
 from typing import Any
 
-from bench.study import classify
 from bench.study.manifest import CellRun
 from bench.study.plan import SliceSpec
-from bench.study.slice_exec import (
+from bench.study.slices import classify
+from bench.study.slices.execute import (
     KILL_GRACE_S,
     SliceResult,
     execute_slice,
