@@ -15,10 +15,12 @@ an exception a handler raises inside a finalizer, and pytest then stops at the n
 boundary anyway. And where the interrupted stack has a frame with no line number (Python 3.11
 gives some generated frames none), pytest cannot draw the interruption's traceback and dies of
 a TypeError with exit 1 (seen under load): there the raise waits, the signal is sent again
-`RETRY_S` later, and lands elsewhere. By then pytest may be stopping already (it raises its own
-Interrupted at the cell boundary once `shouldstop` is set): a signal that lands while it handles
-that interruption, or after, raises nothing, as one raised inside pytest's report of the
-interruption would escape it and end the run with exit 1 and a traceback (seen under load).
+`RETRY_S` later (by a thread started with the handlers: a handler starting a thread would take
+threading's own locks, which the interrupted code may hold), and lands elsewhere. By then
+pytest may be stopping already (it raises its own Interrupted at the cell boundary once
+`shouldstop` is set): a signal that lands while it handles that interruption, or after, raises
+nothing, as one raised inside pytest's report of the interruption would escape it and end the
+run with exit 1 and a traceback (seen under load).
 
 A pytest started by the harness (a study's slice, with `BS_PARENT_PID` in its environment)
 stops the same way when that parent ends (measure.ranks.lifetime), and is SIGKILLed with its
@@ -31,6 +33,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -52,20 +55,22 @@ class StopSignals:
         self.finishing = False  # the session is ending anyway: a signal now changes nothing
         self.session = None  # pytest's, once it started: its shouldstop ends the loop
         self._previous: dict[int, Any] = {}  # each signal's handler before ours
-        self._retry: threading.Timer | None = None  # the signal sent again, while pending
+        self._resend: _Resender | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers (an embedded pytest keeps its host's)
+        self._resend = _Resender()
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_signal)
 
     def restore(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()  # it would meet the previous handlers (or none) at exit
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+        if self._resend is not None:
+            self._resend.close()  # a pending resend would meet the previous handlers at exit
+            self._resend = None
 
     def _on_signal(self, signum, frame) -> None:
         if self.raised or self.finishing:
@@ -77,8 +82,8 @@ class StopSignals:
         if _stopping(self.session):
             return
         if not _drawable(frame):
-            self._retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), self.signum))
-            self._retry.start()
+            if self._resend is not None:
+                self._resend.ask(self.signum)
             return
         self.raised = True
         raise RunStopped(self.signum)
@@ -91,6 +96,31 @@ class StopSignals:
     @property
     def exitstatus(self) -> int | None:
         return None if self.signum is None else 128 + self.signum
+
+
+class _Resender:
+    """Sends a stop signal again RETRY_S after the handler asks, from a daemon thread started
+    with the handlers; asking is one write to a pipe, which takes no lock."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        self.closed = False
+        threading.Thread(target=self._run, name="bs-stop-resend", daemon=True).start()
+
+    def ask(self, signum: int) -> None:
+        os.write(self._write, bytes([signum]))
+
+    def _run(self) -> None:
+        with os.fdopen(self._read, "rb", buffering=0) as pipe:
+            while asked := pipe.read(1):
+                time.sleep(RETRY_S)
+                if not self.closed:
+                    os.kill(os.getpid(), asked[0])
+
+    def close(self) -> None:
+        """Send nothing more; the thread ends once it has read what was asked before."""
+        self.closed = True
+        os.close(self._write)
 
 
 def _stopping(session) -> bool:

@@ -132,7 +132,12 @@ class RankPool:
         self.generation = generation
         ctx = mp.get_context("spawn")
         self._results = ctx.Queue()
-        self._tasks = [ctx.Queue() for _ in range(world_size)]
+        # SimpleQueue: a put writes the task to the rank's pipe in the caller, under a lock
+        # taken in C. A Queue's put takes a Python-level lock and hands the task to a feeder
+        # thread that the process joins at exit, after its finalizer has taken that lock again:
+        # a stop signal raised inside the put (just after the lock was taken) left it held and
+        # the pytest hung at exit, its summary printed (seen after SIGHUP; tests/measure).
+        self._tasks = [ctx.SimpleQueue() for _ in range(world_size)]
         _remove_orphaned_stack_dirs()
         self._stack_dir = tempfile.mkdtemp(prefix=f"{_STACK_PREFIX}{os.getpid()}-ws{world_size}-")
         port = free_port()

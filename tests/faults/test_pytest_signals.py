@@ -99,6 +99,7 @@ def test_sigkill_of_pytest_takes_its_ranks_down_and_a_later_run_removes_its_stac
 RETRY_PLANT = {
     "pytest.ini": "[pytest]\n",
     "conftest.py": '''
+import os
 import time
 
 pytest_plugins = ["measure.plugin"]
@@ -107,12 +108,13 @@ pytest_plugins = ["measure.plugin"]
 def pytest_configure(config):
     import measure.plugin.signals
 
-    measure.plugin.signals.RETRY_S = 1.0  # the signal sent again lands in the report below
+    if "PLANT_RETRY_S" in os.environ:  # to land the signal sent again in the report below
+        measure.plugin.signals.RETRY_S = float(os.environ["PLANT_RETRY_S"])
 
 
 def pytest_keyboard_interrupt(excinfo):
-    """pytest reporting the interruption: slow enough for the signal sent again to land."""
-    deadline = time.monotonic() + 3.0
+    """pytest reporting the interruption, as slowly as PLANT_SLOW_REPORT_S says."""
+    deadline = time.monotonic() + float(os.environ.get("PLANT_SLOW_REPORT_S", "0"))
     while time.monotonic() < deadline:
         time.sleep(0.05)
 ''',
@@ -141,8 +143,32 @@ def _stopped_here():
 
 def test_stopped_in_a_frame_with_no_line_number():
     _stopped_here()
+
+
+def test_stopped_there_then_busy_for_a_minute():
+    _stopped_here()
+    start = time.monotonic()
+    while time.monotonic() - start < 60:  # a long cell, in frames pytest can draw
+        time.sleep(0.01)
 ''',
 }
+
+
+def _run_plant(
+    tmp_path, select: str, **env_extra: str
+) -> tuple[subprocess.CompletedProcess, float]:
+    for name, text in RETRY_PLANT.items():
+        (tmp_path / name).write_text(text)
+    env, tag = procs.tagged_env(tmp_path, **env_extra)
+    cmd = procs.python("-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", select)
+    start = time.monotonic()
+    try:
+        run = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        )
+    finally:
+        procs.kill_all(tag)
+    return run, time.monotonic() - start
 
 
 def test_a_stop_signal_sent_again_while_pytest_reports_the_stop_raises_nothing(tmp_path):
@@ -150,16 +176,17 @@ def test_a_stop_signal_sent_again_while_pytest_reports_the_stop_raises_nothing(t
     meanwhile stopped at the cell boundary (shouldstop) and is reporting its Interrupted. The
     signal sent again must not raise there: it would escape pytest, exit 1 with a traceback
     (seen under load: 22 cells, then exit 1)."""
-    for name, text in RETRY_PLANT.items():
-        (tmp_path / name).write_text(text)
-    env, tag = procs.tagged_env(tmp_path)
-    cmd = procs.python("-m", "pytest", "-p", "no:cacheprovider", "-q", "test_plant.py")
-    try:
-        run = subprocess.run(
-            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
-    finally:
-        procs.kill_all(tag)
+    run, _ = _run_plant(tmp_path, "no_line_number", PLANT_RETRY_S="1.0", PLANT_SLOW_REPORT_S="3.0")
     out = run.stdout + run.stderr
     assert run.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert "Traceback" not in out and "stopped by SIGTERM" in out, out[-3000:]
+
+
+def test_a_stop_that_landed_in_a_frame_with_no_line_number_still_stops_a_long_cell(tmp_path):
+    """The signal sent again raises in the next frame pytest can draw: the run stops within
+    seconds, not at the end of the cell in flight (a minute here), as shouldstop alone would."""
+    run, took_s = _run_plant(tmp_path, "busy")
+    out = run.stdout + run.stderr
+    assert run.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert "RunStopped: stopped by SIGTERM" in out and "Traceback" not in out, out[-3000:]
+    assert took_s < 45, f"stopped after {took_s:.0f} s: the cell ran to its end\n{out[-3000:]}"

@@ -16,6 +16,7 @@ import pytest
 from common.errors import BenchError, RankError, RankTimeout
 from measure.ranks.failures import GRACE_S, Timeouts, cause_line, describe_exit
 from measure.ranks.pool import _STACK_PREFIX, _STACK_WAIT_S, RankPool
+from tests.conftest import ROOT
 from tests.measure.rank_tasks import (
     all_reduce_rank_plus_one,
     die_in_a_collective,
@@ -169,3 +170,70 @@ def test_a_new_pool_removes_the_stack_folder_of_a_run_that_is_gone():
         for folder in (stale, live):
             if os.path.isdir(folder):
                 os.rmdir(folder)
+
+
+STOP_INSIDE_A_TASK_PUT = """
+import os, signal, sys, threading, time, traceback
+from measure.ranks.pool import RankPool
+from tests.measure.rank_tasks import rank_and_pid
+
+class Stop(BaseException):  # what a stop signal raises (RunStopped is a KeyboardInterrupt)
+    pass
+
+armed = False
+
+def on_signal(signum, frame):
+    if armed:
+        raise Stop()
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGUSR2, on_signal)
+    pool = RankPool(1, "cpu")
+    pool.run(rank_and_pid)
+    running = True
+
+    def send():
+        while running:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.0002)
+
+    threading.Thread(target=send, daemon=True).start()
+    inside = 0
+    deadline = time.monotonic() + 60
+    seq = 10**6
+    while inside < 20 and time.monotonic() < deadline:
+        try:
+            armed = True
+            for q in pool._tasks:  # what pool.run does to hand a task over
+                seq += 1
+                q.put((seq, rank_and_pid, ()))
+            armed = False
+        except Stop:
+            armed = False
+            inside += "put" in [f.name for f in traceback.extract_tb(sys.exc_info()[2])[1:]]
+    running = False
+    pool.close(force=True)  # as a stopped run does
+    print("stops inside a task put:", inside, flush=True)
+"""
+
+
+def test_a_stop_raised_inside_a_task_hand_over_leaves_the_process_able_to_exit(tmp_path):
+    """A stop signal raises wherever the main thread is, also inside the put that hands a rank
+    its task. A multiprocessing.Queue put there left its lock held, and the process hung at
+    exit in the queue's finalizer (a pytest stopped by SIGHUP printed its summary, then never
+    exited). Real signals, 20 of them landing inside a put; the process must then exit."""
+    script = tmp_path / "stop_inside_a_task_put.py"
+    script.write_text(STOP_INSIDE_A_TASK_PUT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"the process did not exit after its stops:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    assert "stops inside a task put: 20" in out, out[-3000:]
