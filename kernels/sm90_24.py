@@ -18,7 +18,7 @@ Pieces:
 - `available()` says whether the backend can run here and, if not, why (no CUDA, not sm_90, no
   nvcc, no CUTLASS headers, build failed); it never raises. Importing this module needs only
   torch, so CPU machines and CI import it freely and stay emulated.
-- `Sm90Sparse24Half`: the per-backend contract of kernels/sparse24.SemiStructuredHalf (build
+- `Sm90Sparse24Half`: the `Half` protocol of kernels/backends/base.py (build
   from a masked dense W_g, bias and example X; `mm_into`, `recompress`, `stored_bytes`,
   `alg_id`), its configuration chosen per GPU and shape by timing the candidates once outside
   any timed region and cached on disk (`$BS_SM90_24_CACHE`, like the Triton tuner's cache).
