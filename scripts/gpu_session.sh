@@ -15,10 +15,10 @@ OUT=${1:?output folder}
 PART=${2:-all}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-P="timeout ${STEP_S:-300} python3 -m pytest -p no:cacheprovider --bs-results $OUT/results"
 want() { [ "$PART" = all ] || [ "$PART" = "$1" ]; }
 only() { [ "$PART" = "$1" ]; }
 PY="timeout -s INT -k 20 ${STEP_S:-300} python3"  # SIGINT: pytest still prints its summary
+P="$PY -m pytest -p no:cacheprovider --bs-results $OUT/results"
 export PYTHONPATH=.
 if want check; then
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit,temperature.gpu --format=csv
@@ -63,7 +63,6 @@ if only kernels; then
   fi
 fi
 if only h2; then
-  P="timeout -s INT -k 30 ${STEP_S:-300} python3 -m pytest -p no:cacheprovider --bs-results $OUT/results"
   # H2_K narrows the suite with -k (H2_TAG names the files), so a short device call can run the
   # full grid at one shape first and the rest after
   $P bench --suite training_h2 --bs-energy off -k "${H2_K:-phase}" -q \

@@ -22,8 +22,9 @@ from tests.faults import procs
 SELECT = "phase0 and ws2"  # 71 two-rank cells: rank workers are up, and the run goes on for a while
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_stops_the_ranks_cleans_up_and_marks_the_run_interrupted(tmp_path, sig):
+def _two_rank_run(tmp_path):
+    """`pytest bench` over the two-rank cells, started in its own tagged environment and
+    waited on until its first cell's record is written (rank workers are up then)."""
     env, tag = procs.tagged_env(tmp_path)
     results = tmp_path / "results"
     cmd = procs.python("-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "-k", SELECT,
@@ -33,6 +34,16 @@ def test_a_signal_stops_the_ranks_cleans_up_and_marks_the_run_interrupted(tmp_pa
         procs.wait_for(
             lambda: list(results.glob("*/cells/phase0/*.json")), 240, "the first ws2 cell's record"
         )
+    except BaseException:
+        procs.kill_all(tag)
+        raise
+    return env, tag, results, proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_stops_the_ranks_cleans_up_and_marks_the_run_interrupted(tmp_path, sig):
+    env, tag, results, proc = _two_rank_run(tmp_path)
+    try:
         ranks = [p for p in procs.tagged_pids(tag) if p != proc.pid]
         assert ranks, "expected rank worker processes while two-rank cells run"
         sent = time.monotonic()
@@ -66,15 +77,8 @@ def test_sigkill_of_pytest_takes_its_ranks_down_and_a_later_run_removes_its_stac
     """SIGKILL runs no clean-up: the ranks still die with their pytest (the kernel's
     parent-death signal), run.json says `running` (a crash, as README says), and the stack
     folder it could not remove is removed by the next run that starts a rank pool."""
-    env, tag = procs.tagged_env(tmp_path)
-    results = tmp_path / "results"
-    cmd = procs.python("-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", "-k", SELECT,
-                       "--bs-results", str(results), "--bs-rank-timeout", "600")  # fmt: skip
-    proc = procs.spawn(cmd, env, tmp_path / "pytest.log")
+    env, tag, results, proc = _two_rank_run(tmp_path)
     try:
-        procs.wait_for(
-            lambda: list(results.glob("*/cells/phase0/*.json")), 240, "the first ws2 cell's record"
-        )
         proc.kill()
         assert proc.wait(timeout=60) == -signal.SIGKILL
         left = procs.wait_gone(tag, 15)
